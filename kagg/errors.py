@@ -1,0 +1,41 @@
+"""Errors that reach the user as one line, with the exit code they imply.
+
+Every error kagg raises on purpose is a :class:`KaggError`; the CLI prints
+``Error: <message>`` and exits with ``exit_code``. Anything else is a bug and
+only shows a traceback with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class KaggError(Exception):
+    """Base of kagg's own errors: a one-line message for the user."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadInput(KaggError):
+    """The user asked for something invalid (exit code 2). Nothing was changed."""
+
+    exit_code = 2
+
+
+class OperationFailed(KaggError):
+    """A valid request could not be carried out (exit code 1)."""
+
+    exit_code = 1
+
+
+class RegistryError(BadInput):
+    """The registry file cannot be used (it does not parse, or has the wrong shape)."""
+
+
+class NotFound(BadInput):
+    """A named thing (endpoint, provider) does not exist."""

@@ -1,0 +1,71 @@
+"""The provider interface (ARCHITECTURE.md §6), after AWS Chalice's planner/executor split.
+
+``build`` is local and deterministic, ``plan`` makes only read-only calls,
+``apply`` makes the mutating calls. So ``--dry-run`` is ``plan`` printed, and
+a plan can be tested without any cloud.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Iterator, Optional
+
+from kagg.errors import BadInput
+from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Plan
+
+
+class Provider(ABC):
+    """Base class of every provider, built in or registered through ``kagg.providers``."""
+
+    #: the name used with ``--provider NAME`` and stored in the registry
+    name: str = ""
+    #: the entry shims this provider's artifact needs (see kagg.packaging.builder.SHIMS)
+    shims: tuple[str, ...] = ("gcf",)
+    #: what a valid endpoint name looks like for this provider, and how to say so
+    name_pattern = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+    name_rule = "1-63 characters: lower-case letters, digits and '-', starting with a letter"
+
+    def __init__(self, state_dir: Optional[Path] = None):
+        """``state_dir`` is where the provider may keep files (beside the registry)."""
+        self.state_dir = Path(state_dir) if state_dir else Path(".kagg")
+
+    # -- checks before any work ------------------------------------------------------
+    def validate_name(self, name: str) -> None:
+        """Raise :class:`BadInput` if this provider cannot accept ``name``."""
+        if not self.name_pattern.match(name):
+            raise BadInput(f"invalid endpoint name {name!r} for provider {self.name}: {self.name_rule}")
+
+    def validate_options(self, options: DeployOptions) -> None:
+        """Raise :class:`BadInput` for options this provider cannot accept. Makes no call."""
+
+    # -- the four steps ------------------------------------------------------------------
+    def build(self, function: ConvertedFunction, options: DeployOptions) -> Artifact:
+        """Build the deterministic zip for this provider. Local work only."""
+        from kagg.packaging.builder import build_artifact
+
+        return build_artifact(function, provider=self.name, shims=self.shims,
+                              out_dir=self.state_dir / "artifacts")
+
+    @abstractmethod
+    def plan(self, artifact: Artifact, current: Optional[Endpoint], options: DeployOptions) -> Plan:
+        """Decide what would change. Read-only calls only."""
+
+    @abstractmethod
+    def apply(self, plan: Plan) -> Endpoint:
+        """Carry out the plan and return the endpoint to record."""
+
+    @abstractmethod
+    def delete(self, endpoint: Endpoint) -> list[str]:
+        """Remove the deployed resources. Returns warnings (e.g. "already gone")."""
+
+    # -- calling ---------------------------------------------------------------------------
+    def sign(self, endpoint: Endpoint, method: str, url: str, headers: dict[str, str],
+             body: bytes) -> dict[str, str]:
+        """Return the headers to send, with authentication added. Default: unchanged."""
+        return dict(headers)
+
+    def logs(self, endpoint: Endpoint, follow: bool = False) -> Iterator[str]:
+        """Yield the function's log lines."""
+        raise BadInput(f"provider {self.name} cannot show logs; use the cloud's console")

@@ -1,0 +1,77 @@
+"""Fixtures shared by every test.
+
+``_cloud_hygiene`` runs for every test: fake cloud credentials, metadata
+lookups disabled, Kaggle config in a temporary folder, and a registry of the
+test's own, so no test can reach a cloud metadata address or a user's files.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus" / "notebooks"
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _cloud_hygiene(monkeypatch, tmp_path_factory):
+    """Fake credentials and no metadata endpoints for every test (notes: "Test hygiene")."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws_config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws_credentials"))
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(home / "kaggle"))
+    monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
+    monkeypatch.delenv("KAGGLE_USERNAME", raising=False)
+    monkeypatch.delenv("KAGGLE_KEY", raising=False)
+    monkeypatch.delenv("KAGG_DEBUG", raising=False)
+    monkeypatch.setenv("KAGG_REGISTRY", str(home / "endpoints.json"))
+    yield
+
+
+@pytest.fixture
+def registry_path(tmp_path, monkeypatch) -> Path:
+    """A fresh registry file path for this test, also exported as KAGG_REGISTRY."""
+    path = tmp_path / "endpoints.json"
+    monkeypatch.setenv("KAGG_REGISTRY", str(path))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_kagg(*args: str, env: dict | None = None, cwd: Path | None = None, input: str | None = None,
+             timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (``python -m kagg``), as a user would."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "kagg", *args], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, input=input, timeout=timeout)
+
+
+@pytest.fixture
+def kagg():
+    """Call as ``kagg("deploy", "nb.ipynb")``; returns the CompletedProcess."""
+    return run_kagg
