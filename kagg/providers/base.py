@@ -57,8 +57,11 @@ class Provider(ABC):
         """Carry out the plan and return the endpoint to record."""
 
     @abstractmethod
-    def delete(self, endpoint: Endpoint) -> list[str]:
-        """Remove the deployed resources. Returns warnings (e.g. "already gone")."""
+    def delete(self, endpoint: Endpoint, options: Optional[DeployOptions] = None) -> list[str]:
+        """Remove the deployed resources. Returns warnings (e.g. "already gone").
+
+        ``options.extra`` carries provider-specific switches such as ``purge_role``.
+        """
 
     # -- calling ---------------------------------------------------------------------------
     def sign(self, endpoint: Endpoint, method: str, url: str, headers: dict[str, str],
