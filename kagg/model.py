@@ -119,6 +119,21 @@ class ConvertedFunction:
             schema["required"] = required
         return schema
 
+    def summary(self) -> dict:
+        """What conversion decided, for ``kagg convert`` and ``--json``."""
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "entry": self.entry,
+            "source": {"path": self.source.path, "sha256": self.source.sha256},
+            "parameters": [p.to_dict() for p in self.parameters],
+            "accepts_kwargs": self.accepts_kwargs,
+            "requirements": list(self.requirements),
+            "requirements_origin": self.requirements_origin,
+            "notes": [str(n) for n in self.notes],
+            "has_train_cells": bool(self.train_source),
+        }
+
     def manifest(self, kagg_version: str) -> dict:
         """The content of ``kagg.json`` inside the artifact; read by the runtime."""
         return {

@@ -1,0 +1,115 @@
+"""``kagg serve``: one notebook in the foreground for development, reloaded when it changes.
+
+The function runs in a functions-framework child process (the same runtime
+as a local deploy); the parent watches the notebook's modification time and,
+when it changes and still converts, restarts the child on the same port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from kagg.errors import BadInput, KaggError
+from kagg.providers.local import HOST, TARGET, health, port_is_free, pick_free_port
+
+Say = Callable[[str], None]
+
+
+def _build_tree(source: str, entry: Optional[str], allow_secrets: bool, dest: Path) -> str:
+    """Convert the notebook into ``dest``; returns the notebook's sha256."""
+    from kagg.convert import convert
+    from kagg.packaging.builder import write_tree
+    from kagg.secrets import check_notebook
+    from kagg.sources import load_notebook
+
+    loaded = load_notebook(source)
+    if not allow_secrets:
+        check_notebook(loaded.nb, loaded.source)
+    function = convert(loaded, entry=entry)
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    write_tree(function, ("gcf",), dest)
+    return loaded.sha256
+
+
+def _start(app_dir: Path, port: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "functions_framework", "--target", TARGET,
+           "--source", str(app_dir / "main.py"), "--host", HOST, "--port", str(port)]
+    return subprocess.Popen(cmd, cwd=app_dir, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, sha: str, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        doc = health(url, timeout=1.0)
+        if doc and doc.get("source_sha256") == sha:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _stop(proc: Optional[subprocess.Popen]) -> None:
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def serve(source: str, port: Optional[int] = None, entry: Optional[str] = None, allow_secrets: bool = False,
+          say: Say = print, poll_interval: float = 0.5, max_seconds: Optional[float] = None) -> None:
+    """Serve ``source`` on 127.0.0.1 until interrupted (or ``max_seconds``), reloading on change."""
+    path = Path(source)
+    if not path.is_file():
+        raise BadInput(f"kagg serve needs a local notebook file; {source} is not one")
+    if port is not None and not port_is_free(port):
+        raise BadInput(f"port {port} is already in use; choose another with --port or leave it out")
+    port = port or pick_free_port()
+    url = f"http://{HOST}:{port}/"
+    work = Path(tempfile.mkdtemp(prefix="kagg-serve-"))
+    proc: Optional[subprocess.Popen] = None
+    generation = 0
+    try:
+        sha = _build_tree(source, entry, allow_secrets, work / "app0")
+        proc = _start(work / "app0", port)
+        if not _wait_ready(proc, url, sha):
+            raise KaggError("the notebook failed to start; see the error above")
+        say(f"Serving {path.name} on {url} (Ctrl-C to stop; edits to the notebook reload it)")
+        mtime = path.stat().st_mtime_ns
+        started = time.monotonic()
+        while max_seconds is None or time.monotonic() - started < max_seconds:
+            time.sleep(poll_interval)
+            try:
+                now = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if proc.poll() is not None and now == mtime:
+                continue  # crashed: wait for the next edit
+            if now == mtime:
+                continue
+            mtime = now
+            generation += 1
+            app = work / f"app{generation}"
+            try:
+                sha = _build_tree(source, entry, allow_secrets, app)
+            except KaggError as exc:
+                say(f"Not reloaded: {exc.message}")
+                continue
+            _stop(proc)
+            proc = _start(app, port)
+            if _wait_ready(proc, url, sha):
+                say(f"Reloaded {path.name}")
+            else:
+                say("The changed notebook failed to start; see the error above. Fix it and save again.")
+    finally:
+        _stop(proc)
+        shutil.rmtree(work, ignore_errors=True)
