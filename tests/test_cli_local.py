@@ -135,7 +135,7 @@ BAD_INPUT_CASES = {
     "directory": (["deploy", "{tmp}"], "directory"),
     "python file": (["deploy", "{tmp}/script.py"], ".py"),
     "invalid json": (["deploy", "{tmp}/bad.ipynb"], "JSON"),
-    "r kernel": (["deploy", "{tmp}/r.ipynb"], "R"),
+    "r kernel": (["deploy", "{tmp}/r.ipynb"], "R kernel"),
     "nothing to serve": (["deploy", "{tmp}/empty.ipynb"], "handler"),
     "bad parameters cell": (["deploy", "{tmp}/params.ipynb"], "parameters"),
     "bad name": (["deploy", "{tmp}/ok.ipynb", "--name", "Bad_Name!"], "invalid endpoint name"),
