@@ -39,3 +39,13 @@ class RegistryError(BadInput):
 
 class NotFound(BadInput):
     """A named thing (endpoint, provider) does not exist."""
+
+
+class TransientError(OperationFailed):
+    """A failure that may pass if the same request is made again (throttling, 5xx, a reset).
+
+    ``kagg batch`` retries an item whose error has ``transient = True``; providers
+    raise this (or set the attribute on their own error) after their own retries ran out.
+    """
+
+    transient = True

@@ -275,10 +275,19 @@ def test_headers_on_every_response(tmp_path):
         float(timing.split("dur=")[1])
 
 
+def test_probes_do_not_take_the_cold_flag(tmp_path):
+    fresh = rt.load(materialize(handler_function(), tmp_path), log=False)
+    for probe in (get(fresh, "/health"), get(fresh, "/schema"), get(fresh, "/nope"), post(fresh, {}, "/health")):
+        assert probe.headers["X-Kagg-Cold"] == "0" and "init" not in probe.headers["Server-Timing"]
+    first_call = post(fresh, {"nope": 1})  # a call, even a failed one, is the cold one
+    assert first_call.status == 400 and first_call.headers["X-Kagg-Cold"] == "1"
+    assert post(fresh, {"a": 1}).headers["X-Kagg-Cold"] == "0"
+
+
 def test_init_time_is_the_load(tmp_path):
     fresh = rt.load(materialize(handler_function(), tmp_path), log=False)
     assert fresh.init_ms > 0
-    timing = get(fresh, "/health").headers["Server-Timing"]
+    timing = get(fresh, a="1").headers["Server-Timing"]
     assert float(timing.split(",")[0].split("dur=")[1]) == pytest.approx(fresh.init_ms, abs=0.001)
 
 
@@ -295,7 +304,7 @@ def test_cold_flag_handed_out_once_across_threads(tmp_path):
 
     def call():
         barrier.wait()
-        flags.append(get(fresh, "/health").headers["X-Kagg-Cold"])
+        flags.append(get(fresh, x="2").headers["X-Kagg-Cold"])
 
     threads = [threading.Thread(target=call) for _ in range(16)]
     for t in threads:
@@ -331,3 +340,24 @@ def test_missing_handler_fails_to_load(tmp_path, capsys):
 
 def test_display_is_a_noop():
     assert rt.display(1, 2, raw=True) is None
+
+
+def test_async_handler(tmp_path):
+    from functions import make_function
+    from kagg.model import Parameter
+
+    fn = make_function("aio", "import asyncio\nasync def handler(x: int = 1):\n    await asyncio.sleep(0)\n"
+                              "    return {'x': x}\n", [Parameter("x", "int", 1)])
+    assert post(rt.load(materialize(fn, tmp_path), log=False), {"x": 3}).json() == {"x": 3}
+
+
+def test_request_headers_may_be_lazy():
+    calls = []
+
+    def headers():
+        calls.append(1)
+        return {"x-a": "1"}
+
+    req = rt.Request("get", "/", None, headers, "{}")
+    assert req.method == "GET" and req.body == b"{}" and calls == []
+    assert req.headers == {"x-a": "1"} and req.headers["x-a"] == "1" and calls == [1]

@@ -1,0 +1,188 @@
+"""Batch figures (issue 4): parallel efficiency, and kagg's own cost per item.
+
+1. 200 items against the ``slow`` test provider (each deploy sleeps 0.2 s) at
+   ``--parallel`` 1, 10 and 50, through :func:`kagg.batch.run_batch` (what the
+   CLI calls): wall time against the ideal ``items x 0.2 s / N``. "run" is the
+   execution phase alone; "total" adds reading the list and checking every
+   item (the whole list is prepared before anything runs). Median of 3 runs
+   (1 at ``--parallel 1``, which takes 40 s); the machine may be shared.
+2. One ``kagg batch`` subprocess at ``--parallel 50``, to show interpreter start-up on top.
+3. kagg's own work per item for the notebooks in ``examples/``: load + convert,
+   build (the local provider's deterministic zip), registry write (into a
+   registry already holding 200 entries).
+
+Run: ``python benchmarks/bench_batch.py`` (about a minute; ``--quick`` for 50 items).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from batch_provider import SlowProvider, install_entry_point  # noqa: E402
+
+from kagg.batch import BatchRequest, RunOptions, run_batch  # noqa: E402
+from kagg.batch.report import Display  # noqa: E402
+from kagg.model import Endpoint  # noqa: E402
+from kagg.providers import register  # noqa: E402
+from kagg.registry import Registry  # noqa: E402
+
+DELAY = 0.2
+
+
+def handler_notebook(i: int) -> str:
+    code = f"def handler(x: int = {i}):\n    return {{'x': x, 'item': {i}}}\n"
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5,
+                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"}},
+                       "cells": [{"cell_type": "code", "metadata": {}, "execution_count": None,
+                                  "outputs": [], "source": code}]})
+
+
+def make_list(folder: Path, items: int) -> Path:
+    """``items`` distinct notebooks (no two alike) and a CSV listing them for the slow provider."""
+    lines = ["notebook,name,provider"]
+    for i in range(items):
+        (folder / f"nb{i:03d}.ipynb").write_text(handler_notebook(i))
+        lines.append(f"nb{i:03d}.ipynb,item-{i:03d},slow")
+    path = folder / "list.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class _Clock(Display):
+    """Notes when the execution phase starts (right after every item was checked)."""
+
+    def __init__(self) -> None:
+        self.run_started = 0.0
+
+    def start(self, total: int, what: str) -> None:
+        self.run_started = time.perf_counter()
+
+
+def prefill(registry: Registry, count: int) -> None:
+    """Give the registry ``count`` unrelated endpoints, as a team's long-lived one would have."""
+    with registry.transaction() as endpoints:
+        for i in range(count):
+            endpoints[f"other-{i:03d}"] = Endpoint(
+                f"other-{i:03d}", "local", f"http://127.0.0.1:{9000 + i}/", source={"path": "x.ipynb", "sha256": "0" * 64},
+                artifact_sha256="1" * 64, provider_data={"pid": 1, "port": 9000 + i}).to_dict()
+
+
+def efficiency(folder: Path, list_path: Path, items: int, parallel: int, run: int = 0, others: int = 0) -> dict:
+    registry = Registry(folder / f"endpoints-{parallel}-{run}-{others}.json")
+    prefill(registry, others)
+    clock = _Clock()
+    request = BatchRequest(str(list_path), run=RunOptions(parallel=parallel))
+    began = time.perf_counter()
+    report = run_batch(request, registry, display_for=lambda jobs: clock)
+    ended = time.perf_counter()
+    assert report.counts["ok"] == items, report.counts
+    assert len(registry.all()) == items + others
+    ideal = items * DELAY / parallel
+    run, total = ended - clock.run_started, ended - began
+    return {"parallel": parallel, "ideal": ideal, "run": run, "total": total, "check": total - run,
+            "run_eff": ideal / run, "total_eff": ideal / total}
+
+
+def median_run(folder: Path, list_path: Path, items: int, parallel: int, repeat: int) -> dict:
+    runs = sorted((efficiency(folder, list_path, items, parallel, i) for i in range(repeat)), key=lambda r: r["run"])
+    return runs[len(runs) // 2]
+
+
+def cli_wall(folder: Path, list_path: Path, parallel: int) -> float:
+    site = install_entry_point(folder / "site")
+    env = dict(os.environ, KAGG_REGISTRY=str(folder / "endpoints-cli.json"),
+               PYTHONPATH=os.pathsep.join([str(site), str(ROOT / "tests"), str(ROOT)]))
+    began = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "kagg", "batch", str(list_path), "--parallel", str(parallel)],
+                          env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - began
+    if proc.returncode != 0:
+        raise SystemExit(f"kagg batch failed: {proc.stderr[-2000:]}")
+    return wall
+
+
+def _median(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def overhead(folder: Path, repeat: int = 7) -> list[dict]:
+    """Median seconds of each of kagg's own steps, per example notebook."""
+    from kagg.convert import convert
+    from kagg.providers import get_provider
+    from kagg.sources import load_notebook
+
+    registry = Registry(folder / "endpoints-overhead.json")
+    with registry.transaction() as endpoints:  # a registry that already holds 200 entries
+        for i in range(200):
+            endpoints[f"filler-{i:03d}"] = Endpoint(f"filler-{i:03d}", "local", f"http://127.0.0.1:{9000 + i}/").to_dict()
+    provider = get_provider("local", state_dir=folder / ".kagg")
+    rows = []
+    for nb in sorted((ROOT / "examples").glob("*.ipynb")):
+        function = convert(load_notebook(str(nb)))
+        conv = _median(lambda: convert(load_notebook(str(nb))), repeat)
+        build = _median(lambda: provider.build(function, None), repeat)
+        endpoint = Endpoint(function.name, "local", "http://127.0.0.1:1/")
+        write = _median(lambda: registry.put(endpoint), repeat)
+        rows.append({"notebook": nb.name, "convert": conv, "build": build, "registry": write,
+                     "total": conv + build + write})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="50 items, parallel 10 and 50 only")
+    args = parser.parse_args()
+    items = 50 if args.quick else args.items
+    levels = (10, 50) if args.quick else (1, 10, 50)
+    register("slow", SlowProvider)
+    os.environ.pop("KAGG_TEST_DELAY", None)
+    with tempfile.TemporaryDirectory(prefix="kagg-bench-batch-") as tmp:
+        folder = Path(tmp)
+        list_path = make_list(folder, items)
+        warm = folder / "warm"
+        warm.mkdir()
+        efficiency(warm, make_list(warm, 2), 2, 2)  # one-time imports (nbformat, conversion) out of the figures
+        print(f"Parallel efficiency: {items} items, test provider 'slow' ({DELAY} s per deploy)")
+        print(f"{'parallel':>8}  {'ideal s':>8}  {'run s':>8}  {'run eff':>8}  {'total s':>8}  {'total eff':>9}"
+              f"  {'check ms/item':>13}")
+        for n in levels:
+            r = median_run(folder, list_path, items, n, 1 if n == 1 else 3)
+            print(f"{n:>8}  {r['ideal']:>8.2f}  {r['run']:>8.2f}  {r['run_eff']:>7.1%}  "
+                  f"{r['total']:>8.2f}  {r['total_eff']:>8.1%}  {r['check'] * 1e3 / items:>13.2f}")
+        busy = efficiency(folder, list_path, items, 50, others=200)
+        print(f"\nwith 200 other endpoints already in the registry, --parallel 50: run {busy['run']:.2f} s "
+              f"({busy['run_eff']:.1%}), checking {busy['check'] * 1e3 / items:.2f} ms/item")
+        wall = cli_wall(folder, list_path, 50)
+        print(f"`kagg batch list.csv --parallel 50` as a subprocess: {wall:.2f} s wall "
+              f"(ideal {items * DELAY / 50:.2f} s; includes interpreter start-up and imports)")
+        rows = overhead(folder)
+        if rows:
+            print("\nkagg's own work per item (median ms), examples/:")
+            print(f"{'notebook':<24}  {'convert':>8}  {'build':>8}  {'registry':>8}  {'total':>8}")
+            for row in rows:
+                print(f"{row['notebook']:<24}  {row['convert'] * 1e3:>8.1f}  {row['build'] * 1e3:>8.1f}  "
+                      f"{row['registry'] * 1e3:>8.1f}  {row['total'] * 1e3:>8.1f}")
+        else:
+            print("\n(no notebooks in examples/: per-item overhead not measured)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""What one batch item does, for each ``--operation``: the same calls as the single commands.
+
+Each operation has two halves. ``check`` is read-only and runs for every item
+before any work starts, so that a bad list changes nothing; ``run`` does the
+work and may be retried. Deploy is exactly ``kagg.deploy.prepare`` then
+``kagg.deploy.deploy_prepared``, delete is ``kagg.deploy.delete``, invoke is
+``kagg.invoke.call`` — no second implementation.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from kagg.batch.spec import BatchItem
+from kagg.errors import BadInput, NotFound, OperationFailed, TransientError
+from kagg.model import DeployOptions
+from kagg.registry import Registry
+
+Step = Callable[[str], None]
+#: HTTP statuses worth asking again (busy, throttled, gateway trouble); others are permanent
+TRANSIENT_HTTP = (429, 502, 503, 504)
+
+
+@dataclass
+class Context:
+    """What every item of one batch shares."""
+
+    registry: Registry
+    out_dir: Optional[Path] = None
+    force: bool = False
+    allow_secrets: bool = False
+
+
+@dataclass
+class Job:
+    """An item that passed its checks, with the name it will have and what ``check`` found."""
+
+    item: BatchItem
+    name: str
+    checked: Any = None  # reused by the first attempt, so the notebook is not loaded twice
+    skip: Optional[str] = None  # a reason to skip without running (e.g. nothing to delete)
+
+
+@dataclass
+class Outcome:
+    """What a successful ``run`` did."""
+
+    status: str  # "ok" or "skipped"
+    detail: str  # deployed, updated, unchanged, deleted, written to DIR, HTTP 200, ...
+    url: Optional[str] = None
+    output: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _derived_name(item: BatchItem) -> str:
+    """The endpoint name a deploy of this item gives (explicit, else from the notebook)."""
+    if item.name:
+        return item.name
+    from kagg.convert import convert
+    from kagg.sources import load_notebook
+
+    return convert(load_notebook(item.notebook), entry=item.entry, name=None).name
+
+
+class Operation(ABC):
+    """What ``--operation NAME`` does to one item."""
+
+    name = ""
+    needs_out_dir = False
+
+    @abstractmethod
+    def check(self, item: BatchItem, ctx: Context) -> Job:
+        """Read-only: raise BadInput if the item cannot be done; runs for every item before any work."""
+
+    @abstractmethod
+    def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
+        """Do the work (``attempt`` counts from 1); ``step`` reports what is happening now."""
+
+
+class Deploy(Operation):
+    name = "deploy"
+
+    def _prepare(self, item: BatchItem, ctx: Context):
+        from kagg.deploy import prepare
+
+        return prepare(item.notebook, item.provider, item.deploy_options(ctx.force, ctx.allow_secrets),
+                       ctx.registry)
+
+    def check(self, item: BatchItem, ctx: Context) -> Job:
+        prepared = self._prepare(item, ctx)
+        return Job(item, prepared.name, checked=prepared)
+
+    def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
+        from kagg.deploy import deploy_prepared
+
+        # a retry re-checks: a failed attempt may have changed what is deployed
+        prepared = job.checked if attempt == 1 and job.checked is not None else self._prepare(job.item, ctx)
+        result = deploy_prepared(prepared, ctx.registry, step)
+        url = result.endpoint.url if result.endpoint else None
+        if result.status == "skipped":
+            return Outcome("skipped", "unchanged", url, notes=result.notes)
+        return Outcome("ok", result.status, url, notes=result.notes)
+
+
+class Delete(Operation):
+    name = "delete"
+
+    def check(self, item: BatchItem, ctx: Context) -> Job:
+        name = _derived_name(item)
+        if ctx.registry.find(name) is None:
+            return Job(item, name, skip=f"no endpoint named {name!r} in the registry")
+        return Job(item, name)
+
+    def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
+        from kagg.deploy import delete
+
+        step(f"deleting {job.name}")
+        try:
+            warnings = delete(job.name, ctx.registry, DeployOptions(name=job.name))
+        except NotFound:
+            return Outcome("skipped", "already gone")
+        return Outcome("ok", "deleted", notes=list(warnings))
+
+
+class Convert(Operation):
+    name = "convert"
+    needs_out_dir = True
+
+    def _convert(self, item: BatchItem):
+        from kagg.convert import convert
+        from kagg.sources import load_notebook
+
+        return convert(load_notebook(item.notebook), entry=item.entry, name=item.name)
+
+    def check(self, item: BatchItem, ctx: Context) -> Job:
+        from kagg.providers import get_provider
+
+        function = self._convert(item)
+        provider = get_provider(item.provider, state_dir=ctx.registry.state_dir)
+        return Job(item, function.name, checked=(function, provider))
+
+    def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
+        from kagg.packaging.builder import write_tree
+        from kagg.providers import get_provider
+
+        if attempt == 1 and job.checked is not None:
+            function, provider = job.checked
+        else:
+            function = self._convert(job.item)
+            provider = get_provider(job.item.provider, state_dir=ctx.registry.state_dir)
+        dest = ctx.out_dir / job.name
+        step(f"writing {dest}")
+        write_tree(function, provider.shims, dest)
+        return Outcome("ok", f"written to {dest}", notes=[str(n) for n in function.notes])
+
+
+class Download(Operation):
+    name = "download"
+    needs_out_dir = True
+
+    def check(self, item: BatchItem, ctx: Context) -> Job:
+        if not item.is_url:
+            return Job(item, item.label, skip="a local file; nothing to download")
+        return Job(item, item.label)
+
+    def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
+        from kagg.sources import load_notebook
+
+        step(f"fetching {job.item.notebook}")
+        loaded = load_notebook(job.item.notebook)
+        dest = ctx.out_dir / f"{job.name}.ipynb"
+        _write_atomic(dest, loaded.raw if isinstance(loaded.raw, bytes) else str(loaded.raw).encode("utf-8"))
+        return Outcome("ok", f"saved to {dest}", url=job.item.notebook)
+
+
+class Invoke(Operation):
+    name = "invoke"
+
+    def check(self, item: BatchItem, ctx: Context) -> Job:
+        name = _derived_name(item)
+        ctx.registry.get(name)  # NotFound (bad input) if it was never deployed
+        return Job(item, name)
+
+    def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
+        from kagg.invoke import call
+
+        item = job.item
+        step(f"calling {job.name}")
+        result = call(job.name, ctx.registry, payload=item.payload if item.has_payload else None,
+                      raise_for_status=False)
+        if not result.ok:
+            error = TransientError if result.status in TRANSIENT_HTTP else OperationFailed
+            raise error(f"{result.url} answered {result.status}: {result.error_message()}")
+        return Outcome("ok", f"HTTP {result.status}", result.url, output=result.data)
+
+
+OPERATIONS: dict[str, type[Operation]] = {op.name: op for op in (Deploy, Delete, Convert, Download, Invoke)}
+
+
+def get_operation(name: str) -> Operation:
+    try:
+        return OPERATIONS[name]()
+    except KeyError:
+        raise BadInput(f"unknown operation {name!r}; one of {', '.join(OPERATIONS)}")
+
+
+def _write_atomic(dest: Path, data: bytes) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,328 @@
+"""Run the jobs of a batch: a thread pool, per-provider caps, retries, fail-fast and Ctrl-C.
+
+The main thread schedules: it submits a job only when a global slot and a
+slot of the job's provider are free, so a provider capped at 2 never ties up
+threads that other providers could use. A job gives its slot back as soon as
+the provider's work is done and only its registry write remains (see
+kagg.batch.commit), so the next job's cloud calls overlap that write. Workers only run jobs and put events
+on a queue; the main thread turns them into progress and state, so display
+and state need no locks. The first SIGINT stops scheduling and lets in-flight
+jobs finish; the second abandons them.
+"""
+
+from __future__ import annotations
+
+import queue
+import signal
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from kagg.batch.operations import Context, Job, Operation
+from kagg.errors import BadInput, KaggError
+
+#: error codes that clouds use for "slow down" or "try again" (boto3 ClientError and kin)
+TRANSIENT_CODES = {
+    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
+    "ServiceUnavailable", "ServiceUnavailableException", "InternalError", "InternalFailure",
+    "InternalServerError", "ResourceConflictException", "RequestTimeout", "SlowDown",
+}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth another attempt: marked ``transient``, a dropped connection, or a cloud's throttling/5xx.
+
+    Bad input and ordinary operation failures are permanent: asking again gives the same answer.
+    """
+    if isinstance(exc, BadInput):
+        return False
+    marked = getattr(exc, "transient", None)
+    if marked is not None:
+        return bool(marked)
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    response = getattr(exc, "response", None)  # botocore.exceptions.ClientError, without importing it
+    if isinstance(response, dict):
+        code = (response.get("Error") or {}).get("Code")
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
+        return code in TRANSIENT_CODES or status == 429 or status >= 500
+    return False
+
+
+def one_line(exc: BaseException) -> str:
+    """A user-facing one-line message; non-kagg exceptions keep their type name."""
+    text = str(exc) if isinstance(exc, KaggError) else f"{type(exc).__name__}: {exc}"
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return " ".join(lines)[:500] if lines else type(exc).__name__
+
+
+@dataclass
+class ItemResult:
+    """How one item ended; a row of the summary, the report and the state file."""
+
+    index: int
+    line: int
+    key: str
+    name: str
+    provider: str
+    notebook: Optional[str]
+    status: str = "not run"  # ok | skipped | failed | not run
+    detail: str = ""
+    url: Optional[str] = None
+    attempts: int = 0
+    seconds: float = 0.0
+    error: Optional[str] = None
+    output: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def for_job(cls, job: Job) -> "ItemResult":
+        item = job.item
+        return cls(item.index, item.line, item.key, job.name, item.provider, item.notebook)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Event:
+    """Something a worker reports: ``start``, ``step`` (what it is doing), ``retry``, ``done``."""
+
+    kind: str
+    index: int
+    attempt: int = 0
+    message: str = ""
+    result: Optional[ItemResult] = None
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class RunOptions:
+    """How to run: concurrency, caps, retries."""
+
+    parallel: int = 1
+    max_per_provider: dict[str, int] = field(default_factory=dict)  # "*" caps every provider
+    retries: int = 2  # extra attempts for transient failures
+    backoff: float = 1.0  # first wait in seconds; doubles each retry, with jitter, up to max_backoff
+    max_backoff: float = 30.0
+    fail_fast: bool = False
+
+    def cap(self, provider: str) -> int:
+        return self.max_per_provider.get(provider) or self.max_per_provider.get("*") or self.parallel
+
+
+@dataclass
+class RunOutcome:
+    results: list[ItemResult]
+    interrupted: bool = False  # a first Ctrl-C: scheduling stopped, in-flight jobs finished
+    aborted: bool = False  # a second Ctrl-C: in-flight jobs were abandoned
+
+
+class _Stopped(Exception):
+    """Raised out of a backoff sleep when the batch is stopping."""
+
+
+class Runner:
+    """Runs jobs with one :class:`Operation`; ``on_event`` and ``on_change`` run in the calling thread."""
+
+    def __init__(self, operation: Operation, ctx: Context, options: RunOptions,
+                 on_event: Callable[[Event], None] = lambda e: None,
+                 on_change: Callable[[list[ItemResult]], None] = lambda r: None,
+                 on_stop: Callable[[str], None] = lambda m: None):
+        self.operation, self.ctx, self.options = operation, ctx, options
+        self.on_event, self.on_change, self.on_stop = on_event, on_change, on_stop
+        self.stopping = threading.Event()  # no new job starts (Ctrl-C, --fail-fast)
+        self.aborting = threading.Event()  # stop waiting for the jobs in flight (second Ctrl-C)
+        self.interrupted = False
+        self.events: "queue.SimpleQueue[Event]" = queue.SimpleQueue()  # from workers to the main thread
+        self._notices: "queue.SimpleQueue[str]" = queue.SimpleQueue()
+        self._first_start: dict[int, float] = {}  # index -> when its first attempt began
+        self._attempts: dict[int, int] = {}
+        self._wake = threading.Event()  # a job finished or gave its slot back
+        self._released: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+
+    # -- signals --------------------------------------------------------------------------------
+    def interrupt(self) -> None:
+        """What Ctrl-C does: first stop scheduling, then abandon in-flight jobs.
+
+        Runs inside the signal handler, so it only sets flags; the main loop reports.
+        """
+        if not self.interrupted:
+            self.interrupted = True
+            self.stopping.set()
+            self._notices.put("interrupted: finishing the items in progress (Ctrl-C again to abort them)")
+        else:
+            self.aborting.set()
+
+    def _install_sigint(self) -> tuple[bool, Any]:
+        """Take over SIGINT for the run; only the main thread can (a library caller may not be it)."""
+        if threading.current_thread() is not threading.main_thread():
+            return False, None
+        return True, signal.signal(signal.SIGINT, lambda signum, frame: self.interrupt())
+
+    # -- one job -------------------------------------------------------------------------------
+    def _sleep(self, seconds: float) -> None:
+        if self.stopping.wait(seconds):
+            raise _Stopped()
+
+    def _run_job(self, job: Job) -> ItemResult:
+        result = ItemResult.for_job(job)
+        started = time.monotonic()
+        last_error: list[BaseException] = []
+        released: list[bool] = []
+        registry = self.ctx.registry
+
+        def release() -> None:  # the provider is done; only the registry write remains
+            released.append(True)
+            self._released.put(job.item.index)
+            self._wake.set()
+
+        def should_retry(exc: BaseException) -> bool:  # never again without a slot
+            return is_transient(exc) and not self.stopping.is_set() and not released
+
+        def step(message: str) -> None:
+            self.events.put(Event("step", job.item.index, result.attempts, message))
+
+        def before_sleep(state) -> None:
+            error = state.outcome.exception()
+            last_error[:] = [error]
+            self.events.put(Event("retry", job.item.index, state.attempt_number,
+                                  f"{one_line(error)}; retrying in {state.next_action.sleep:.1f} s"))
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.options.retries + 1),
+            wait=wait_exponential_jitter(initial=self.options.backoff, max=self.options.max_backoff,
+                                         jitter=self.options.backoff),
+            retry=retry_if_exception(should_retry), sleep=self._sleep,
+            before_sleep=before_sleep, reraise=True)
+        if hasattr(registry, "on_put"):
+            registry.on_put(release)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    result.attempts = attempt.retry_state.attempt_number
+                    self.events.put(Event("start", job.item.index, result.attempts))
+                    outcome = self.operation.run(job, self.ctx, result.attempts, step)
+            result.status, result.detail, result.url = outcome.status, outcome.detail, outcome.url
+            result.output, result.notes = outcome.output, outcome.notes
+        except _Stopped:
+            result.status, result.detail = "failed", "interrupted"
+            result.error = f"interrupted before retrying: {one_line(last_error[0])}" if last_error else "interrupted"
+        except BaseException as exc:  # noqa: BLE001 - every failure of an item is reported, not raised
+            result.status, result.error = "failed", one_line(exc)
+            result.detail = "transient" if is_transient(exc) else ""
+        finally:
+            if hasattr(registry, "on_put"):
+                registry.on_put(None)
+        result.seconds = round(time.monotonic() - started, 3)
+        return result
+
+    # -- the batch ------------------------------------------------------------------------------
+    def run(self, jobs: list[Job], finished: Optional[dict[int, ItemResult]] = None) -> RunOutcome:
+        """Run ``jobs``; ``finished`` holds results decided without running (resumed, skipped)."""
+        results: dict[int, ItemResult] = dict(finished or {})
+        pending: deque[Job] = deque()
+        for job in jobs:
+            if job.skip is None:
+                pending.append(job)
+                continue
+            skipped = results[job.item.index] = ItemResult.for_job(job)
+            skipped.status, skipped.detail = "skipped", job.skip
+        running: dict[Future, Job] = {}
+        holding: set[int] = set()  # indices of the jobs that hold a slot
+        per_provider: Counter[str] = Counter()
+
+        def ordered() -> list[ItemResult]:
+            return [results[i] for i in sorted(results)]
+
+        def free(job: Job) -> None:
+            if job.item.index in holding:
+                holding.discard(job.item.index)
+                per_provider[job.item.provider] -= 1
+
+        for result in ordered():
+            self.on_event(Event("done", result.index, result.attempts, result=result))
+        installed, previous_handler = self._install_sigint()
+        # threads beyond the slots: jobs that gave their slot back may still wait for their registry write
+        pool = ThreadPoolExecutor(max_workers=2 * max(1, self.options.parallel), thread_name_prefix="kagg-batch")
+        by_index = {job.item.index: job for job in pending}
+        try:
+            self._submit(pool, pending, running, holding, per_provider)
+            while running and not self.aborting.is_set():
+                self._wake.wait(0.2)
+                self._wake.clear()
+                while not self._released.empty():
+                    free(by_index[self._released.get_nowait()])
+                finished_now = []
+                for future in [f for f in running if f.done()]:
+                    job = running.pop(future)
+                    free(job)
+                    result = future.result()
+                    results[job.item.index] = result
+                    finished_now.append(result)
+                    if result.status == "failed" and self.options.fail_fast and not self.stopping.is_set():
+                        self.stopping.set()
+                        self._notices.put(f"--fail-fast: {result.name} failed; not starting the other items")
+                if not self.stopping.is_set():  # refill the free slots first: display and state can wait
+                    self._submit(pool, pending, running, holding, per_provider)
+                self._drain()
+                for result in finished_now:
+                    self.on_event(Event("done", result.index, result.attempts, result=result))
+                self.on_change(ordered() + [self._placeholder(j, "running") for j in running.values()]
+                               + [self._placeholder(j) for j in pending])
+        finally:
+            if installed:
+                signal.signal(signal.SIGINT, previous_handler)
+            pool.shutdown(wait=not self.aborting.is_set(), cancel_futures=True)
+        self._drain()
+        now = time.monotonic()
+        for job in running.values():
+            result = self._placeholder(job, "failed")
+            result.detail, result.error = "aborted", "abandoned by a second Ctrl-C while in progress"
+            result.attempts = self._attempts.get(job.item.index, 0)
+            result.seconds = round(now - self._first_start.get(job.item.index, now), 3)
+            results[job.item.index] = result
+        for job in pending:
+            results[job.item.index] = self._placeholder(job)
+        return RunOutcome(ordered(), interrupted=self.interrupted, aborted=self.aborting.is_set())
+
+    def _submit(self, pool: ThreadPoolExecutor, pending: deque, running: dict, holding: set,
+                per_provider: Counter) -> None:
+        """Start the first pending jobs whose provider has a free slot, while global slots remain."""
+        skipped: list[Job] = []
+        while pending and len(holding) < self.options.parallel:
+            job = pending.popleft()
+            provider = job.item.provider
+            if per_provider[provider] >= self.options.cap(provider):
+                skipped.append(job)
+                continue
+            per_provider[provider] += 1
+            holding.add(job.item.index)
+            future = pool.submit(self._run_job, job)
+            future.add_done_callback(lambda f: self._wake.set())
+            running[future] = job
+        pending.extendleft(reversed(skipped))
+
+    def _drain(self) -> None:
+        while not self._notices.empty():
+            self.on_stop(self._notices.get_nowait())
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if event.kind == "start":
+                self._first_start.setdefault(event.index, event.at)
+                self._attempts[event.index] = event.attempt
+            self.on_event(event)
+
+    @staticmethod
+    def _placeholder(job: Job, status: str = "not run") -> ItemResult:
+        result = ItemResult.for_job(job)
+        result.status = status
+        return result

@@ -1,0 +1,69 @@
+"""Cleaning a notebook before it is shared or committed: outputs and editor metadata out.
+
+Outputs can hold data and credentials printed during exploration, and editor
+metadata (Colab ids, papermill timings, widget state) churns on every run; the
+code and its tags are what kagg needs.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import nbformat
+
+from kagg.errors import OperationFailed
+from kagg.sources import LoadedNotebook
+
+#: Notebook-level metadata that says which kernel runs the code; everything else is dropped.
+KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
+#: Cell-level metadata that drives conversion; everything else is dropped.
+KEPT_CELL_METADATA = ("tags",)
+
+
+def preprocess(loaded: LoadedNotebook, strip_outputs: bool = False,
+               clean_metadata: bool = False) -> nbformat.NotebookNode:
+    """A cleaned copy of the notebook; the loaded one is left untouched."""
+    nb = copy.deepcopy(loaded.nb)
+    for cell in nb.get("cells", []):
+        if strip_outputs and cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        if clean_metadata:
+            meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+            cell["metadata"] = nbformat.NotebookNode({k: meta[k] for k in KEPT_CELL_METADATA if k in meta})
+    if clean_metadata:
+        meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+        nb["metadata"] = nbformat.NotebookNode({k: meta[k] for k in KEPT_NOTEBOOK_METADATA if k in meta})
+    return nb
+
+
+def write_notebook(nb: nbformat.NotebookNode, path: Union[str, Path]) -> Optional[Path]:
+    """Write ``nb`` as nbformat 4 JSON, atomically (a crash never leaves half a notebook); ``-`` is stdout."""
+    if str(path) == "-":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            text = nbformat.writes(nb, version=4)
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+        return None
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                nbformat.write(nb, handle, version=4)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise OperationFailed(f"cannot write {target}: {exc.strerror or exc}; check the folder's permissions") from None
+    return target

@@ -1,0 +1,216 @@
+"""Calling AWS: which errors are worth retrying, and one-line messages for the rest.
+
+botocore's own retries are switched off in kagg's clients (see ``client_config``)
+so that a single policy, this one, decides: transient errors (throttling, 5xx,
+dropped connections, an update still in progress, a role IAM has not yet
+propagated to Lambda) are retried with tenacity — exponential backoff with
+full jitter, bounded in attempts and in time; anything else stops at once and
+becomes an :class:`AWSCallFailed` whose message is one line naming the missing
+permission or the rejected value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from tenacity import (Retrying, retry_if_exception, stop_after_attempt, stop_after_delay,
+                      wait_random_exponential)
+
+from kagg.errors import OperationFailed
+
+#: error codes AWS uses for throttling and its own failures
+TRANSIENT_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
+    "ProvisionedThroughputExceededException", "ServiceUnavailable", "ServiceUnavailableException",
+    "ServiceException", "InternalFailure", "InternalError", "InternalServerError",
+    "InternalServiceError", "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
+    "ResourceNotReadyException", "ResourceConflictException", "EC2ThrottledException",
+})
+
+#: codes that mean "it is not there"; callers may ask for None instead of an error
+MISSING_CODES = frozenset({
+    "ResourceNotFoundException", "NoSuchEntity", "NoSuchEntityException", "NoSuchBucket",
+    "NoSuchKey", "404", "NotFound",
+})
+
+ACCESS_CODES = frozenset({
+    "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "403",
+})
+
+#: codes that mean the credentials themselves are wrong, not their permissions
+CREDENTIAL_CODES = frozenset({
+    "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
+    "SignatureDoesNotMatch", "InvalidSignatureException", "InvalidAccessKeyId",
+})
+
+#: IAM takes a few seconds to show a new role to Lambda; AWS says so with this message
+_ROLE_NOT_READY = re.compile(r"cannot be assumed by Lambda|role defined for the function|"
+                             r"execution role does not have permissions", re.I)
+_PERMISSION = re.compile(r"not authorized to perform:?\s*([A-Za-z0-9-]+:[A-Za-z0-9*]+)")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts and seconds are both bounded; waits grow as base·2ⁿ, jittered."""
+
+    attempts: int = 8
+    max_seconds: float = 120.0
+    base: float = 0.5
+    cap: float = 15.0
+    waiter_delay: int = 2
+    waiter_attempts: int = 150
+
+    @classmethod
+    def from_extra(cls, extra: dict) -> "RetryPolicy":
+        """Tests and impatient users shrink the waits through ``options.extra``."""
+        keys = {"attempts": "retry_attempts", "max_seconds": "retry_max_seconds",
+                "base": "retry_base", "cap": "retry_cap", "waiter_delay": "waiter_delay",
+                "waiter_attempts": "waiter_attempts"}
+        kwargs = {field: type(getattr(cls, field))(extra[key]) for field, key in keys.items() if key in extra}
+        return cls(**kwargs)
+
+
+class AWSCallFailed(OperationFailed):
+    """An AWS call that failed for good; ``code`` is AWS's error code (or the exception's name)."""
+
+    def __init__(self, message: str, code: str = "", operation: str = "", transient: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.operation = operation
+        #: True when retries ran out on a transient error: ``kagg batch`` may try the item again
+        self.transient = transient
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status:
+            return str(status)
+    return type(exc).__name__
+
+
+def _status(exc: BaseException) -> int:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return 0
+
+
+def _message(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        err = response.get("Error", {})
+        msg = err.get("Message") or err.get("message")
+        if msg:
+            return " ".join(str(msg).split())
+    return " ".join(str(exc).split())
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that another try may not meet."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, WaiterError
+
+    if isinstance(exc, (HTTPClientError, ConnectionError)):
+        return True  # connection reset or refused, read timeout, endpoint unreachable
+    if isinstance(exc, WaiterError):  # a waiter stops at the first error of its polling call
+        last = exc.last_response or {}
+        if "Error" not in last:
+            return False  # it timed out or saw a failed state: waiting again will not help
+        exc = ClientError(last, "Wait")
+    if not isinstance(exc, ClientError):
+        return False
+    code, message = error_code(exc), _message(exc)
+    if code == "ResourceConflictException":
+        return "exist" not in message.lower()  # "already exists" will not change by waiting
+    if code in TRANSIENT_CODES:
+        return True
+    if code in ("InvalidParameterValueException", "InvalidParameterValue") and _ROLE_NOT_READY.search(message):
+        return True
+    status = _status(exc)
+    return status == 429 or status >= 500
+
+
+def describe_failure(exc: BaseException, operation: str, service: str, gave_up: bool = False,
+                     attempts: int = 0) -> AWSCallFailed:
+    """The one-line error for a failed call: which permission is missing, or what AWS refused."""
+    code, message = error_code(exc), _message(exc)
+    if gave_up:
+        text = (f"AWS {operation} still failing after {attempts} attempts ({code}: {message}); "
+                f"AWS may be throttling or unavailable, try again in a few minutes")
+    elif code in ACCESS_CODES:
+        found = _PERMISSION.search(message)
+        permission = found.group(1) if found else f"{service}:{operation}"
+        text = (f"AWS refused {operation}: your credentials lack the permission {permission} ({code}); "
+                f"grant it to your IAM user or role, or use a profile that has it")
+    elif code in CREDENTIAL_CODES:
+        text = (f"AWS did not accept your credentials for {operation} ({code}: {message}); "
+                f"refresh them (`aws sso login`, `aws configure`) or check AWS_PROFILE")
+    elif code in MISSING_CODES:
+        text = f"AWS {operation}: not found ({code}: {message})"
+    else:
+        text = f"AWS rejected {operation} ({code}): {message}"
+    return AWSCallFailed(text, code=code, operation=operation, transient=gave_up)
+
+
+def call(fn: Callable[..., Any], policy: RetryPolicy, *, missing_ok: bool = False,
+         on_retry: Optional[Callable[[BaseException], None]] = None, **kwargs: Any) -> Any:
+    """Call ``fn(**kwargs)`` (a boto3 client method), retrying transient errors.
+
+    ``missing_ok`` turns "not found" into ``None``, for the read-only look-ups of
+    a plan and for deletes of things that may already be gone.
+    """
+    operation, service = _names(fn)
+    attempts = 0
+
+    def before_sleep(state: Any) -> None:
+        if on_retry is not None and state.outcome is not None:
+            on_retry(state.outcome.exception())
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
+        wait=wait_random_exponential(multiplier=policy.base, max=policy.cap),
+        retry=retry_if_exception(is_transient),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    try:
+        for attempt in retrying:
+            with attempt:
+                attempts = attempt.retry_state.attempt_number
+                return fn(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line below
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if missing_ok and error_code(exc) in MISSING_CODES:
+            return None
+        if not isinstance(exc, (ClientError, BotoCoreError)):
+            raise
+        raise describe_failure(exc, operation, service, gave_up=is_transient(exc), attempts=attempts) from exc
+    return None  # pragma: no cover - tenacity either returns or raises
+
+
+def _names(fn: Callable[..., Any]) -> tuple[str, str]:
+    """("CreateFunction", "lambda") for ``lambda_client.create_function``."""
+    client = getattr(fn, "__self__", None)
+    meta = getattr(client, "meta", None)
+    py_name = getattr(fn, "__name__", "call")
+    if meta is None:
+        return py_name, "aws"
+    operation = meta.method_to_api_mapping.get(py_name, py_name)
+    service = meta.service_model.signing_name or meta.service_model.endpoint_prefix
+    return operation, service
+
+
+def client_config(user_agent: str = "kagg") -> Any:
+    """A botocore Config with botocore's retries off (this module retries) and sane timeouts."""
+    from botocore.config import Config
+
+    return Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=10,
+                  read_timeout=120, user_agent_extra=user_agent)

@@ -1,0 +1,372 @@
+"""moto in server mode behind a small proxy that records and perturbs the traffic.
+
+boto3 is pointed at the proxy with ``AWS_ENDPOINT_URL`` (the code path a user
+runs); the proxy forwards to moto and logs each call as (service, action,
+mutating), so a test can say "no UpdateFunctionCode was sent" or "a dry run
+sent only reads". It can also answer the next mutating calls with 429/500 or a
+dropped connection, and answer a chosen action with a 403 AccessDenied, the
+way AWS does, to exercise kagg's retry policy and its error messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import threading
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Optional
+
+import pytest
+
+from kagg.model import ConvertedFunction, Parameter, SourceInfo
+
+ACCOUNT = "123456789012"
+_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "upgrade"}
+_CREDENTIAL = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+
+
+# -- what a request is --------------------------------------------------------------------------------
+class _Routes:
+    """Maps a REST request (method, path, query) to its operation name with botocore's own model."""
+
+    def __init__(self) -> None:
+        import botocore.session
+
+        session = botocore.session.get_session()
+        self.routes: dict[str, list[tuple[str, re.Pattern, set[str], int, str]]] = {}
+        for service in ("lambda", "s3", "logs"):
+            model = session.get_service_model(service)
+            table = []
+            for op in model.operation_names:
+                http = model.operation_model(op).http
+                uri = http.get("requestUri", "/")
+                path, _, query = uri.partition("?")
+                keys = {q.split("=")[0] for q in query.split("&") if q}
+                regex = re.escape(path)
+                regex = re.sub(r"\\\{[^}]+\\\+\\\}", ".+", regex)
+                regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", regex)
+                literal = len(re.sub(r"\{[^}]+\}", "", path))
+                table.append((http.get("method", "POST"), re.compile(regex + "/?$"), keys, literal, op))
+            self.routes[service] = table
+
+    def operation(self, service: str, method: str, path: str, query: str, copy: bool = False) -> Optional[str]:
+        present = {k for k, _ in urllib.parse.parse_qsl(query, keep_blank_values=True)}
+        best: tuple[int, str] | None = None
+        for verb, regex, keys, literal, op in self.routes.get(service, []):
+            if op == "CopyObject" and not copy:  # same URI as PutObject, told apart by a header
+                continue
+            if verb == method and regex.match(path) and keys <= present:
+                score = literal + 1000 * len(keys)
+                if best is None or score > best[0]:
+                    best = (score, op)
+        return best[1] if best else None
+
+
+@dataclass
+class Seen:
+    """One request the proxy saw."""
+
+    service: str
+    action: str
+    method: str
+    path: str
+    mutating: bool
+    status: int = 0
+    injected: bool = False
+
+
+@dataclass
+class Faults:
+    """What the proxy does to the next requests."""
+
+    mutating_failures: int = 0
+    failure_status: int = 429  # 429, 500 or 0 (drop the connection)
+    deny: set[str] = field(default_factory=set)  # actions answered 403 AccessDenied
+    #: action -> [status, error code, message, how many times]: AWS's answer to a bad request
+    reject: dict[str, list] = field(default_factory=dict)
+
+
+class FaultProxy:
+    """A threaded HTTP proxy in front of moto (see the module docstring)."""
+
+    def __init__(self, upstream: str):
+        parsed = urllib.parse.urlparse(upstream)
+        self.upstream = (parsed.hostname, parsed.port)
+        self.log: list[Seen] = []
+        self.faults = Faults()
+        self.lock = threading.Lock()
+        self.routes = _Routes()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # quiet
+                return None
+
+            def _handle(self) -> None:
+                proxy._serve(self)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> "FaultProxy":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.log.clear()
+            self.faults = Faults()
+
+    # -- what tests read -----------------------------------------------------------------------------
+    def actions(self, mutating: Optional[bool] = None) -> list[str]:
+        """"service:Action" of each call forwarded or answered, in order."""
+        with self.lock:
+            return [f"{s.service}:{s.action}" for s in self.log
+                    if mutating is None or s.mutating == mutating]
+
+    def count(self, action: str) -> int:
+        return self.actions().count(action)
+
+    # -- the proxy itself ----------------------------------------------------------------------------
+    def classify(self, method: str, path: str, query: str, headers, body: bytes) -> tuple[str, str, bool]:
+        match = _CREDENTIAL.search(headers.get("Authorization", ""))
+        service = match.group(1) if match else "?"
+        action = None
+        if headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            action = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"))).get("Action")
+        if action is None:
+            action = (self.routes.operation(service, method, path, query, "x-amz-copy-source" in headers)
+                      or f"{method} {path}")
+        mutating = not action.startswith(("Get", "List", "Describe", "Head", "GET ", "HEAD ", "FilterLogEvents"))
+        return service, action, mutating
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        parsed = urllib.parse.urlsplit(h.path)
+        if parsed.path.startswith("/moto-api"):
+            return self._forward(h, body, None)
+        service, action, mutating = self.classify(h.command, parsed.path, parsed.query, h.headers, body)
+        seen = Seen(service, action, h.command, parsed.path, mutating)
+        with self.lock:
+            self.log.append(seen)
+            inject = None
+            if action in self.faults.deny:
+                inject = "deny"
+            elif self.faults.reject.get(action, [0, "", "", 0])[3] > 0:
+                self.faults.reject[action][3] -= 1
+                inject = "reject"
+            elif mutating and self.faults.mutating_failures > 0:
+                self.faults.mutating_failures -= 1
+                inject = "fail"
+        if inject == "deny":
+            seen.injected, seen.status = True, 403
+            return self._error(h, service, 403, "AccessDeniedException" if service == "lambda" else "AccessDenied",
+                               f"User: arn:aws:iam::{ACCOUNT}:user/kagg-test is not authorized to perform: "
+                               f"{service}:{action} on resource: * because no identity-based policy allows "
+                               f"the {service}:{action} action")
+        if inject == "reject":
+            status, code, message, _ = self.faults.reject[action]
+            seen.injected, seen.status = True, status
+            return self._error(h, service, status, code, message)
+        if inject == "fail":
+            seen.injected, seen.status = True, self.faults.failure_status
+            if self.faults.failure_status == 0:  # a connection reset: no answer at all
+                h.close_connection = True
+                try:
+                    import socket
+
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return None
+            status = self.faults.failure_status
+            code = {429: "TooManyRequestsException" if service == "lambda" else "Throttling"}.get(
+                status, "ServiceException" if service == "lambda" else "ServiceUnavailable")
+            return self._error(h, service, status, code, "Rate exceeded" if status == 429 else "Internal error")
+        self._forward(h, body, seen)
+
+    def _forward(self, h: BaseHTTPRequestHandler, body: bytes, seen: Optional[Seen]) -> None:
+        conn = http.client.HTTPConnection(*self.upstream, timeout=60)
+        headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP}
+        conn.request(h.command, h.path, body=body if body or h.command in ("POST", "PUT", "PATCH") else None,
+                     headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        if seen is not None:
+            seen.status = resp.status
+        h.send_response(resp.status)
+        for k, v in resp.getheaders():
+            if k.lower() not in _HOP and k.lower() != "content-length":
+                h.send_header(k, v)
+        h.send_header("Content-Length", resp.getheader("Content-Length", str(len(data)))
+                      if h.command == "HEAD" else str(len(data)))
+        h.end_headers()
+        if h.command != "HEAD":
+            h.wfile.write(data)
+
+    def _error(self, h: BaseHTTPRequestHandler, service: str, status: int, code: str, message: str) -> None:
+        if service == "lambda" or service == "logs":
+            payload = json.dumps({"Type": "User", "message": message, "Message": message}).encode()
+            headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
+        elif service == "s3":
+            payload = (f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+                       f"<Message>{message}</Message><RequestId>kagg</RequestId></Error>").encode()
+            headers = {"Content-Type": "application/xml"}
+        else:
+            payload = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}"
+                       f"</Message></Error><RequestId>kagg</RequestId></ErrorResponse>").encode()
+            headers = {"Content-Type": "text/xml"}
+        h.send_response(status)
+        for k, v in headers.items():
+            h.send_header(k, v)
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        if h.command != "HEAD":
+            h.wfile.write(payload)
+
+
+class MotoStack:
+    """moto's server and the proxy in front of it; ``url`` is what AWS_ENDPOINT_URL points at."""
+
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._env_before = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.moto_url = f"http://{host}:{port}"
+        self.proxy = FaultProxy(self.moto_url).start()
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+    def reset(self) -> None:
+        """Forget every resource. Slow (moto reloads IAM's managed policies): tests use unique names instead."""
+        req = urllib.request.Request(self.moto_url + "/moto-api/reset", method="POST")
+        urllib.request.urlopen(req, timeout=30).read()
+        self.proxy.clear()
+
+    def forget_role(self, role: str = "kagg-lambda-role") -> None:
+        """Delete a role (and detach its policies) behind kagg's back, so a test sees a fresh account."""
+        iam = self.direct("iam")
+        try:
+            for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=role, PolicyArn=p["PolicyArn"])
+            iam.delete_role(RoleName=role)
+        except iam.exceptions.NoSuchEntityException:
+            pass
+
+    def direct(self, service: str, region: str = "us-east-1"):
+        """A boto3 client that talks to moto without the proxy, so checks do not show in its log."""
+        import boto3
+
+        return boto3.client(service, region_name=region, endpoint_url=self.moto_url,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.server.stop()
+        if self._env_before is None:
+            os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
+        else:
+            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = self._env_before
+
+
+# -- functions to deploy --------------------------------------------------------------------------------
+HELLO = '''\
+import json
+
+
+def handler(name: str = "world", times: int = 1):
+    if name == "boom":
+        raise ValueError("boom requested")
+    return {"greeting": " ".join(["hello " + name] * times)}
+'''
+
+
+def hello_function(name: str = "hello", source: str = HELLO, requirements: Optional[list[str]] = None) -> ConvertedFunction:
+    """A handler-mode function as conversion would produce it for a two-cell notebook."""
+    return ConvertedFunction(
+        name=name, mode="handler", entry="handler", module_source=source, request_source=None,
+        parameters=[Parameter("name", "str", "world", False, "who to greet"),
+                    Parameter("times", "int", 1, False, None)],
+        accepts_kwargs=False, requirements=list(requirements or []), requirements_origin="inferred",
+        source=SourceInfo(path=f"{name}.ipynb", sha256=hashlib.sha256(source.encode()).hexdigest()))
+
+
+def notebook_json(source: str = HELLO, requirements: Optional[list[str]] = None) -> str:
+    """An .ipynb with the function's code in one cell (and ``%pip install`` lines for requirements)."""
+    cells = []
+    if requirements:
+        cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                      "source": [f"%pip install {r}\n" for r in requirements]})
+    cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                  "source": source.splitlines(keepends=True)})
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": cells,
+                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"},
+                                    "language_info": {"name": "python"}}}, indent=1)
+
+
+# -- pytest fixtures (import them into a test module to use them) ---------------------------------
+#: retry and waiter settings that keep tests fast; the policy is the same, only the waits shrink
+FAST = {"retry_base": 0.01, "retry_cap": 0.05, "waiter_delay": 1}
+
+
+@pytest.fixture(scope="session")
+def moto_stack():
+    stack = MotoStack()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def aws(moto_stack, monkeypatch):
+    """moto behind a cleared proxy, with AWS_ENDPOINT_URL pointing boto3 at the proxy.
+
+    moto is shared by the whole run (a reset costs seconds): each test deploys
+    functions of its own names (see ``fname``) and says which shared state it needs.
+    """
+    moto_stack.proxy.clear()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_stack.url)
+    yield moto_stack
+    moto_stack.proxy.clear()
+
+
+@pytest.fixture
+def fname(request) -> str:
+    """A Lambda function name unique to this test."""
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:10]
+    return f"t-{digest}"
+
+
+@pytest.fixture(scope="session")
+def deps_cache(tmp_path_factory):
+    """One dependency cache for the whole run, so a package is installed once."""
+    return tmp_path_factory.mktemp("kagg-cache")

@@ -1,0 +1,259 @@
+"""Reading batch lists (kagg.batch.spec) and the pieces the runner relies on, in-process.
+
+The CLI behaviour over real processes is in test_batch_cli.py; these pin down
+the parsing rules (formats, line numbers, defaults) quickly and exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from batch_provider import write_notebooks
+from kagg.batch.commit import GroupCommitRegistry
+from kagg.batch.runner import is_transient, one_line
+from kagg.batch.spec import Overrides, detect_format, load
+from kagg.batch.state import BatchState
+from kagg.batch.values import parse_env
+from kagg.errors import BadInput, NotFound, OperationFailed, TransientError
+from kagg.model import Endpoint
+
+PROVIDERS = ["aws", "flaky", "local"]
+
+
+@pytest.fixture
+def nbs(tmp_path) -> Path:
+    write_notebooks(tmp_path, 4)
+    return tmp_path
+
+
+def messages(spec) -> list[str]:
+    return [str(p) for p in spec.problems]
+
+
+def test_csv_with_bom_crlf_quotes_comments_and_blank_lines(nbs):
+    text = ('\ufeffnotebook,name,provider,memory,env,public\r\n'
+            '# a comment line, with a comma\r\n'
+            '\r\n'
+            '"nb00.ipynb",first,aws,512,"A=1;B=x y",yes\r\n'
+            '   \r\n'
+            'nb01.ipynb,,,,,\r\n')
+    path = nbs / "list.csv"
+    path.write_bytes(text.encode("utf-8"))
+    spec = load(str(path), providers=PROVIDERS)
+    assert spec.problems == []
+    first, second = spec.items
+    assert (first.line, first.name, first.provider, first.memory, first.public) == (4, "first", "aws", 512, True)
+    assert first.env == {"A": "1", "B": "x y"}
+    assert first.notebook == str(nbs / "nb00.ipynb")  # relative to the list's folder
+    assert (second.line, second.name, second.provider, second.memory) == (6, None, "local", None)
+
+
+def test_quoted_field_spanning_lines_keeps_the_start_line(nbs):
+    path = nbs / "list.csv"
+    path.write_text('notebook,name,payload\nnb00.ipynb,a,"{""x"":\n 1}"\nnb01.ipynb,b,\n')
+    spec = load(str(path), operation="deploy", providers=PROVIDERS)
+    assert spec.problems == []
+    assert [(i.line, i.payload, i.has_payload) for i in spec.items] == [(2, {"x": 1}, True), (4, None, False)]
+
+
+def test_row_overrides_command_line_which_overrides_file_defaults(nbs):
+    path = nbs / "list.json"
+    path.write_text(json.dumps({"defaults": {"provider": "aws", "memory": 256, "region": "eu-west-1",
+                                             "env": {"A": "file", "B": "file"}},
+                                "items": [{"notebook": "nb00.ipynb", "memory": 1024, "env": "B=row"},
+                                          "nb01.ipynb"]}))
+    cli = Overrides(provider="flaky", timeout=30, env={"A": "cli"})
+    spec = load(str(path), cli=cli, providers=PROVIDERS)
+    assert spec.problems == []
+    row, plain = spec.items
+    assert (row.provider, row.memory, row.timeout, row.region) == ("flaky", 1024, 30, "eu-west-1")
+    assert row.env == {"A": "cli", "B": "row"}
+    assert (plain.provider, plain.memory, plain.env) == ("flaky", 256, {"A": "cli", "B": "file"})
+
+
+def test_json_problems_carry_the_line_of_their_item(nbs):
+    path = nbs / "list.json"
+    path.write_text('[\n  {"notebook": "nb00.ipynb"},\n\n  {"notebook": "nb01.ipynb",\n   "memory": "lots"},\n'
+                    '  {"notebook": "nb02.ipynb", "colour": "red"},\n  7\n]\n')
+    assert messages(load(str(path), providers=PROVIDERS)) == [
+        f"{path}:4: bad memory value 'lots': a whole number of MB",
+        f"{path}:6: unknown key 'colour' (known: notebook, name, provider, region, memory, timeout, entry, "
+        "public, env, payload)",
+        f"{path}:7: item is not an object or a notebook path",
+    ]
+
+
+def test_invalid_json_names_line_and_column(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text('[\n {"notebook": "a.ipynb"},\n {"notebook" "b.ipynb"}\n]')
+    [problem] = messages(load(str(path), providers=PROVIDERS))
+    assert problem.startswith(f"{path}:3: not valid JSON (Expecting ':' delimiter")
+
+
+def test_text_list_skips_comments_and_blanks_and_reports_missing_files(nbs):
+    path = nbs / "list.txt"
+    path.write_text("# notebooks\nnb00.ipynb\n\n   nb01.ipynb   \nmissing.ipynb\nhttps://example.com/x.ipynb\n")
+    spec = load(str(path), providers=PROVIDERS)
+    assert [i.line for i in spec.items] == [2, 4, 6]
+    assert messages(spec) == [f"{path}:5: notebook {nbs / 'missing.ipynb'} not found"]
+    assert spec.items[2].is_url and spec.items[2].label == "x"
+
+
+def test_every_row_problem_is_reported_at_once(nbs):
+    path = nbs / "list.csv"
+    path.write_text("notebook,name,provider,memroy,memory,timeout,env,public,entry\n"
+                    "nb00.ipynb,a,awz,,,,,,\n"
+                    "missing.ipynb,b,,,,,,,\n"
+                    "nb01.ipynb,a,,,lots,0,FOO,maybe,not-a-name\n"
+                    "nb02.ipynb,c,local,,1,2,K=V,no,handler,extra\n")
+    got = messages(load(str(path), providers=PROVIDERS))
+    assert got == [
+        f"{path}:1: unknown column 'memroy' (known: notebook, name, provider, region, memory, timeout, entry, "
+        "public, env, payload)",
+        f"{path}:2: unknown provider 'awz' (available: aws, flaky, local)",
+        f"{path}:3: notebook {nbs / 'missing.ipynb'} not found",
+        f"{path}:4: bad memory value 'lots': a whole number of MB",
+        f"{path}:4: bad timeout value 0: must be more than 0 s",
+        f"{path}:4: bad env value 'FOO': expected K=V (pairs separated by ';')",
+        f"{path}:4: bad public value 'maybe': use true or false",
+        f"{path}:4: bad entry value 'not-a-name': must be a Python function name",
+        f"{path}:4: duplicate name 'a' (also on line 2)",
+        f"{path}:5: 10 fields but the header has 9",
+    ]
+
+
+def test_header_without_notebook_column_and_empty_lists(tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("name,provider\nx,local\n")
+    assert messages(load(str(path), providers=PROVIDERS)) == [f"{path}:1: no 'notebook' column"]
+    # delete and invoke work from names alone
+    assert load(str(path), operation="delete", providers=PROVIDERS).problems == []
+    path.write_text("# nothing yet\n\n")
+    assert messages(load(str(path), providers=PROVIDERS)) == [f"{path}:1: no header line (e.g. notebook,name,provider)"]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    assert messages(load(str(empty), providers=PROVIDERS)) == [f"{empty}:1: lists no notebooks"]
+
+
+def test_format_from_extension_or_option(tmp_path):
+    assert detect_format("a.CSV", None) == "csv"
+    assert detect_format("a.json", None) == "json"
+    assert detect_format("a.txt", None) == "text"
+    assert detect_format("list", None) == "text"
+    assert detect_format("a.yaml", "csv") == "csv"
+    with pytest.raises(BadInput, match="cannot tell the format of a.yaml"):
+        detect_format("a.yaml", None)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe n", "is not UTF-8"),
+    (None, "not found"),
+])
+def test_unreadable_lists(tmp_path, content, message):
+    path = tmp_path / "list.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(BadInput, match=message):
+        load(str(path), providers=PROVIDERS)
+
+
+def test_env_parsing():
+    assert parse_env("A=1; B = two ;C=") == {"A": "1", "B": "two", "C": ""}
+    assert parse_env({"A": 1, "B": True}) == {"A": "1", "B": "true"}
+    for bad in ("A", "=1", "1A=2", "A-B=1"):
+        with pytest.raises(ValueError):
+            parse_env(bad)
+
+
+def test_transient_classification():
+    class Throttled(Exception):
+        response = {"Error": {"Code": "ThrottlingException"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    class Denied(Exception):
+        response = {"Error": {"Code": "AccessDeniedException"}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    assert is_transient(TransientError("slow down"))
+    assert is_transient(ConnectionResetError())
+    assert is_transient(Throttled())
+    assert not is_transient(Denied())
+    assert not is_transient(OperationFailed("the notebook failed to start"))
+    assert not is_transient(NotFound("no endpoint"))
+    assert not is_transient(ValueError("bug"))
+    assert one_line(ValueError("two\n  lines")) == "ValueError: two lines"
+
+
+def test_group_commit_loses_nothing_and_writes_less(tmp_path):
+    registry = GroupCommitRegistry(tmp_path / "endpoints.json")
+    registry.put(Endpoint("old", "local", "http://127.0.0.1:1/", created_at="2020-01-01T00:00:00Z"))
+    barrier = threading.Barrier(40)
+
+    def put(i: int) -> None:
+        barrier.wait()
+        registry.put(Endpoint(f"ep-{i:02d}", "flaky", f"http://x/{i}"))
+
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    registry.put(Endpoint("old", "local", "http://127.0.0.1:2/"))
+    names = set(registry.all())
+    assert names == {"old"} | {f"ep-{i:02d}" for i in range(40)}
+    assert registry.get("old").created_at == "2020-01-01T00:00:00Z"  # kept, as Registry.put does
+    assert registry.commits < 42
+
+
+def test_group_commit_reports_a_failed_write_to_every_waiter(tmp_path):
+    path = tmp_path / "endpoints.json"
+    path.write_text("{not json")
+    registry = GroupCommitRegistry(path)
+    with pytest.raises(BadInput, match="not valid JSON"):
+        registry.put(Endpoint("a", "local", "http://x/"))
+    assert path.read_text() == "{not json"
+
+
+def test_state_round_trip_and_damaged_file(tmp_path):
+    state = BatchState.for_list(tmp_path, "lists/x.csv", "deploy")
+    assert state.path.parent == tmp_path / "batch" and state.path.name.startswith("x-deploy-")
+    assert not state.load()
+    state.save({"local:a": {"status": "ok"}, "local:b": {"status": "failed"}}, finished=False)
+    again = BatchState.for_list(tmp_path, "lists/x.csv", "deploy")
+    assert again.load()
+    assert again.done("local:a") == {"status": "ok"} and again.done("local:b") is None
+    assert BatchState.for_list(tmp_path, "lists/x.csv", "delete").path != state.path
+    state.path.write_text("{half")
+    assert not again.load()
+
+
+def test_a_second_run_of_the_same_list_is_refused_while_one_holds_it(tmp_path):
+    first = BatchState.for_list(tmp_path, "x.csv", "deploy")
+    first.acquire()
+    try:
+        with pytest.raises(BadInput, match="another `kagg batch` is running"):
+            BatchState.for_list(tmp_path, "x.csv", "deploy").acquire()
+    finally:
+        first.release()
+    second = BatchState.for_list(tmp_path, "x.csv", "deploy")
+    second.acquire()
+    second.release()
+
+
+def test_cached_reads_see_every_write(tmp_path):
+    path = tmp_path / "endpoints.json"
+    registry = GroupCommitRegistry(path)
+    assert registry.find("a") is None
+    registry.put(Endpoint("a", "local", "http://own/"))
+    assert registry.find("a").url == "http://own/"
+    from kagg.registry import Registry
+
+    Registry(path).put(Endpoint("a", "local", "http://other-process/"))  # another writer, a new file
+    assert registry.find("a").url == "http://other-process/"
+    registry.find("a").provider_data["pid"] = 1  # a copy: the cache is not changed through it
+    assert registry.find("a").provider_data == {}
+    path.write_text("{broken")
+    with pytest.raises(BadInput, match="not valid JSON"):
+        registry.check()
