@@ -39,6 +39,16 @@ def _build_tree(source: str, entry: Optional[str], allow_secrets: bool, dest: Pa
     return loaded.sha256
 
 
+def _signature(path: Path) -> Optional[tuple[int, int, int]]:
+    """What identifies one saved version: mtime alone misses a truncate and a write that
+    land in the same coarse kernel tick, so size and inode (atomic renames) count too."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def _start(app_dir: Path, port: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "functions_framework", "--target", TARGET,
            "--source", str(app_dir / "main.py"), "--host", HOST, "--port", str(port)]
@@ -84,19 +94,14 @@ def serve(source: str, port: Optional[int] = None, entry: Optional[str] = None, 
         if not _wait_ready(proc, url, sha):
             raise KaggError("the notebook failed to start; see the error above")
         say(f"Serving {path.name} on {url} (Ctrl-C to stop; edits to the notebook reload it)")
-        mtime = path.stat().st_mtime_ns
+        seen = _signature(path)
         started = time.monotonic()
         while max_seconds is None or time.monotonic() - started < max_seconds:
             time.sleep(poll_interval)
-            try:
-                now = path.stat().st_mtime_ns
-            except FileNotFoundError:
-                continue
-            if proc.poll() is not None and now == mtime:
-                continue  # crashed: wait for the next edit
-            if now == mtime:
-                continue
-            mtime = now
+            now = _signature(path)
+            if now is None or now == seen:
+                continue  # unchanged (or crashed and not yet edited): wait for the next save
+            seen = now
             generation += 1
             app = work / f"app{generation}"
             try:

@@ -190,13 +190,16 @@ def test_debug_shows_traceback(tmp_path):
 def test_help_and_version_import_no_cloud_sdk():
     code = textwrap.dedent("""
         import sys
+        # namespace packages such as ``google`` may be put in sys.modules by an installed
+        # .pth file before any code runs; only what kagg itself loads counts
+        at_start = set(sys.modules)
         from kagg.cli import main
-        for argv in (["--help"], ["--version"], ["deploy", "--help"]):
+        for argv in (["--help"], ["--version"], ["deploy", "--help"], ["batch", "--help"], ["monitor", "--help"]):
             try:
                 main(argv)
             except SystemExit as exc:
                 assert exc.code == 0, exc.code
-        bad = sorted(m for m in sys.modules if m.split(".")[0] in
+        bad = sorted(m for m in set(sys.modules) - at_start if m.split(".")[0] in
                      ("boto3", "botocore", "google", "azure", "kaggle", "kagglesdk", "moto", "rich", "nbformat"))
         print("LOADED", bad)
     """)
@@ -236,10 +239,14 @@ def test_serve_reloads_when_notebook_changes(tmp_path):
             if value == {"v": 2}:
                 break
             time.sleep(0.1)
-        assert value == {"v": 2}
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+    assert value == {"v": 2}, out
     assert "Serving live.ipynb" in out and "Reloaded" in out
 
 

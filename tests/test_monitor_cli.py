@@ -182,19 +182,6 @@ def test_history_of_unknown_target_and_bad_since(registry_path):
     assert code == 2 and "invalid --since" in str(result.exception)
 
 
-def _cli_has_monitor() -> bool:
-    try:
-        from kagg.cli import cli
-    except Exception:
-        return False
-    return "monitor" in getattr(cli, "commands", {})
-
-
-real_cli = pytest.mark.skipif(not _cli_has_monitor(),
-                              reason="kagg.cli does not register `monitor` yet (cli.add_command(monitor))")
-
-
-@real_cli
 def test_real_cli_exit_codes(endpoint, registry_path):
     bad = run_kagg("monitor", endpoint.url, "--alert", "p95 over 9000")
     assert bad.returncode == 2 and bad.stderr.strip().startswith("Error: invalid --alert")

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 
 import pytest
 
 from conftest import run_kagg
 from notebooks import write
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("kagg.providers.local") is None,
-                                reason="needs the local provider (kagg.providers.local), not written yet")
 
 SLEEPER = "import time\n\ndef handler(ms: int = 10):\n    time.sleep(ms / 1000)\n    return {'slept': ms}"
 
@@ -27,10 +23,6 @@ def deployed(registry_path, tmp_path):
     run_kagg("delete", "mon-sleeper")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the local provider's /health readiness check at deploy is the instance's first response, so "
-    "kagg_runtime marks it cold and no probe sees X-Kagg-Cold: 1; remove this mark once /health "
-    "and /schema no longer take the cold flag"))
 def test_cold_start_on_first_request_after_deploy_and_handler_time(deployed, tmp_path):
     rows_file = tmp_path / "rows.csv"
     res = run_kagg("monitor", deployed, "--count", "20", "--rate", "20/s", "--payload", '{"ms": 10}',

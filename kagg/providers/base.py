@@ -40,6 +40,13 @@ class Provider(ABC):
     def validate_options(self, options: DeployOptions) -> None:
         """Raise :class:`BadInput` for options this provider cannot accept. Makes no call."""
 
+    def validate_target(self, name: str, current: Optional[Endpoint], options: DeployOptions) -> None:
+        """Raise :class:`BadInput` for a deploy that cannot go where asked (e.g. a port taken).
+
+        Runs before anything is built, with the endpoint already registered under ``name``,
+        so bad input is refused before any progress is shown or any work is done.
+        """
+
     # -- the four steps ------------------------------------------------------------------
     def build(self, function: ConvertedFunction, options: DeployOptions) -> Artifact:
         """Build the deterministic zip for this provider. Local work only."""
