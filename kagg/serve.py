@@ -109,6 +109,7 @@ def serve(source: str, port: Optional[int] = None, entry: Optional[str] = None, 
             except KaggError as exc:
                 say(f"Not reloaded: {exc.message}")
                 continue
+            say(f"Reloading {path.name} (changed)")
             _stop(proc)
             proc = _start(app, port)
             if _wait_ready(proc, url, sha):

@@ -247,7 +247,7 @@ def test_serve_reloads_when_notebook_changes(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
     assert value == {"v": 2}, out
-    assert "Serving live.ipynb" in out and "Reloaded" in out
+    assert "Serving live.ipynb" in out and "Reloading live.ipynb" in out
 
 
 def test_third_party_provider_via_entry_point(reg, tmp_path):
