@@ -9,8 +9,7 @@ from typing import Optional
 
 import click
 
-from kagg.batch.spec import FORMATS, OPERATIONS, BatchInputError, Overrides
-from kagg.batch.values import parse_env
+from kagg.batch import FORMATS, OPERATIONS
 from kagg.errors import BadInput, KaggError, OperationFailed
 
 #: ``--parallel`` without a number
@@ -131,6 +130,8 @@ def batch(ctx: click.Context, list_file, fmt, operation, provider, sh_local, sh_
     from kagg.batch.report import dump_json, make_display, print_summary, write_report
     from kagg.batch.runner import RunOptions
     from kagg.batch.session import BatchRequest, run_batch
+    from kagg.batch.spec import BatchInputError, Overrides
+    from kagg.batch.values import parse_env
 
     if isinstance(parallel, _Word):
         if list_file is not None:

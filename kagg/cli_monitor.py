@@ -15,7 +15,6 @@ import click
 
 from kagg import __version__
 from kagg.errors import BadInput, OperationFailed
-from kagg.registry import Registry
 
 PROGRESS_EVERY = 5.0  # seconds between plain progress lines when not on a terminal
 
@@ -27,7 +26,9 @@ def _stdout_console():
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
-def _registry(ctx: click.Context) -> Registry:
+def _registry(ctx: click.Context) -> "Registry":
+    from kagg.registry import Registry
+
     obj = ctx.obj
     if isinstance(obj, dict) and isinstance(obj.get("registry"), Registry):
         return obj["registry"]

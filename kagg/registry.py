@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from filelock import FileLock
-
 from kagg.errors import NotFound, RegistryError
 from kagg.model import Endpoint, utc_now
 
@@ -40,8 +38,16 @@ class Registry:
 
     def __init__(self, path: Optional[os.PathLike | str] = None):
         self.path = Path(path) if path else default_path()
-        self._lock = FileLock(str(self.path) + ".lock", thread_local=False)
+        self._file_lock = None  # made on first write: importing filelock costs ~25 ms at start-up
         self._thread_lock = threading.RLock()
+
+    @property
+    def _lock(self):
+        if self._file_lock is None:
+            from filelock import FileLock
+
+            self._file_lock = FileLock(str(self.path) + ".lock", thread_local=False)
+        return self._file_lock
 
     @property
     def state_dir(self) -> Path:

@@ -11,6 +11,9 @@ which imports the batch command, stays fast.
 
 from importlib import import_module
 
+FORMATS = ("csv", "json", "text")
+OPERATIONS = ("deploy", "delete", "convert", "download", "invoke")
+
 _EXPORTS = {
     "BatchReport": "report", "write_report": "report",
     "ItemResult": "runner", "RunOptions": "runner", "is_transient": "runner",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
+from kagg.batch import FORMATS, OPERATIONS  # noqa: F401  (defined in the package so the CLI need not import this module)
 from kagg.batch.jsonpos import array_element_lines, key_positions, line_of, skip_ws
 from kagg.batch.values import PARSERS
 from kagg.errors import BadInput
@@ -28,8 +29,6 @@ COLUMNS = ("notebook", "name", "provider", "region", "memory", "timeout", "entry
            "payload")
 #: keys that make no sense in a JSON ``defaults`` block (they identify one item)
 NOT_DEFAULTS = ("notebook", "name")
-FORMATS = ("csv", "json", "text")
-OPERATIONS = ("deploy", "delete", "convert", "download", "invoke")
 
 
 @dataclass
