@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import dataclasses
-import datetime
-import decimal
 import enum
 import importlib.util
 import json
@@ -28,8 +25,6 @@ import os
 import sys
 import threading
 import time
-import traceback
-import uuid
 import weakref
 from typing import Any, Callable, Optional
 
@@ -318,11 +313,22 @@ def _is_default_index(index: Any) -> bool:
     return getattr(index, "start", None) == 0 and getattr(index, "step", None) == 1
 
 
+def _loaded(module: str, *names: str) -> tuple:
+    """Classes of a module only if something already imported it.
+
+    A value of type ``datetime.date`` cannot exist unless ``datetime`` was imported, so the
+    runtime never imports these modules itself: each costs cold-start time on every call
+    of a fresh instance (Lambda has no bytecode cache for the function's own files).
+    """
+    mod = sys.modules.get(module)
+    return tuple(getattr(mod, n) for n in names) if mod is not None else ()
+
+
 def _key(key: Any) -> Any:
     """A dict key JSON can carry (str, int, float, bool, None)."""
     if key is None or isinstance(key, (str, int, float, bool)):
         return key
-    if isinstance(key, (datetime.date, datetime.time)):
+    if isinstance(key, _loaded("datetime", "date", "time")):
         return key.isoformat()
     item = getattr(key, "item", None)  # numpy scalar
     if callable(item) and _root_module(key) == "numpy":
@@ -336,11 +342,11 @@ def to_jsonable(obj: Any) -> Any:
     Duck-typed on purpose: importing numpy or pandas here would slow every cold start.
     Returns something the encoder recurses into; raises ``TypeError`` for unknown types.
     """
-    if isinstance(obj, (datetime.datetime, datetime.date, datetime.time)):
+    if isinstance(obj, _loaded("datetime", "datetime", "date", "time")):
         if type(obj).__name__ == "NaTType":
             return None
         return obj.isoformat()
-    if isinstance(obj, datetime.timedelta):
+    if isinstance(obj, _loaded("datetime", "timedelta")):
         return obj.total_seconds()
     root = _root_module(obj)
     if root == "numpy":
@@ -361,14 +367,16 @@ def to_jsonable(obj: Any) -> Any:
         if hasattr(obj, "tolist"):  # Index, Categorical, arrays
             return obj.tolist()
         return str(obj)  # Period, Interval, ...
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    if hasattr(type(obj), "__dataclass_fields__") and not isinstance(obj, type):
+        import dataclasses  # loaded already: the value's class was made by it
+
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     if isinstance(obj, (set, frozenset)):
         try:
             return sorted(obj)
         except TypeError:
             return list(obj)
-    if isinstance(obj, decimal.Decimal):
+    if isinstance(obj, _loaded("decimal", "Decimal")):
         if obj.is_finite() and obj == obj.to_integral_value():
             return int(obj)
         return float(obj)
@@ -376,7 +384,7 @@ def to_jsonable(obj: Any) -> Any:
         return base64.b64encode(bytes(obj)).decode("ascii")
     if isinstance(obj, enum.Enum):
         return obj.value
-    if isinstance(obj, uuid.UUID):
+    if isinstance(obj, _loaded("uuid", "UUID")):
         return str(obj)
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
@@ -440,11 +448,13 @@ def _strip_runtime_frames(tb: Any) -> Any:
 
 def _log_exception(exc: BaseException) -> None:
     tb = _strip_runtime_frames(exc.__traceback__) or exc.__traceback__
+    import traceback  # only when something failed
+
     traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
 
 
 def _new_instance_id() -> str:
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()
 
 
 class App:
