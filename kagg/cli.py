@@ -49,7 +49,9 @@ def _provider_name(provider: Optional[str], flags: dict[str, bool]) -> str:
 def provider_options(func):
     """``--provider NAME`` and its shorthands ``--local --aws --gcp --azure``."""
     for name in reversed(PROVIDER_FLAGS):
-        func = click.option(f"--{name}", f"flag_{name}", is_flag=True, help=f"Shorthand for --provider {name}.")(func)
+        # --gcp/--azure stay accepted (a provider package may register them) but are not advertised
+        func = click.option(f"--{name}", f"flag_{name}", is_flag=True, help=f"Shorthand for --provider {name}.",
+                            hidden=name in ("gcp", "azure"))(func)
     return click.option("--provider", "-p", metavar="NAME", help="Provider to use (default: local).")(func)
 
 
@@ -243,7 +245,8 @@ def preprocess(notebook: str, out: Optional[str], strip_outputs: bool, clean_met
     loaded = load_notebook(notebook)
     findings = scan_notebook(loaded.nb) if scan_secrets else []
     for finding in findings:
-        click.echo(f"{loaded.source}: {finding}", err=not as_json and bool(out or strip_outputs or clean_metadata))
+        if not as_json:  # with --json the findings are the JSON below, alone on stdout
+            click.echo(f"{loaded.source}: {finding}", err=bool(out or strip_outputs or clean_metadata))
     scan_only = scan_secrets and not (out or strip_outputs or clean_metadata)
     if as_json and scan_secrets:
         print_json([{**vars(f)} for f in findings])

@@ -20,7 +20,7 @@ from kagg.errors import BadInput
 from kagg.magics import CellCode, transform_cell
 from kagg.model import ConvertedFunction, Mode, Note, Parameter, SourceInfo
 from kagg.parameters import handler_signature, parameters_cell
-from kagg.requirements import infer_requirements, read_requirements_file
+from kagg.requirements import infer_requirements, local_module_files, read_requirements_file
 from kagg.sources import LoadedNotebook, cell_source, cell_tags, load_notebook
 
 DEFAULT_ENTRY = "handler"
@@ -104,7 +104,8 @@ def convert(loaded: LoadedNotebook, entry: Optional[str] = None, name: Optional[
         request_source=request_source, parameters=build.parameters, accepts_kwargs=build.accepts_kwargs,
         requirements=requirements, requirements_origin=origin,
         source=SourceInfo(path=loaded.source, sha256=loaded.sha256), notes=notes,
-        train_source=_train_source([c for c in cells if c.role == "train"]))
+        train_source=_train_source([c for c in cells if c.role == "train"]),
+        local_files=_local_files(loaded, cells))
 
 
 def check_kernel(nb: dict, filename: str) -> None:
@@ -372,6 +373,13 @@ def _requirements(loaded: LoadedNotebook, cells: list[_Cell], notes: list[Note])
     requirements, import_notes = infer_requirements(pip_lines, trees, loaded.folder)
     notes.extend(import_notes)
     return requirements, "inferred"
+
+
+def _local_files(loaded: LoadedNotebook, cells: list[_Cell]) -> dict[str, bytes]:
+    try:
+        return local_module_files([(c.number, c.tree) for c in cells if c.tree], loaded.folder)
+    except OSError as exc:
+        raise BadInput(f"cannot read a module beside the notebook: {exc.strerror or exc} ({exc.filename})") from None
 
 
 def _train_source(cells: list[_Cell]) -> Optional[str]:

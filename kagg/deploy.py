@@ -52,7 +52,7 @@ def prepare(source: str, provider_name: str = "local", options: Optional[DeployO
             registry: Optional[Registry] = None) -> Prepared:
     """Run every check of a deploy without building or changing anything."""
     from kagg.convert import convert
-    from kagg.secrets import check_notebook
+    from kagg.secrets import check_files, check_notebook
     from kagg.sources import load_notebook
 
     options = options or DeployOptions()
@@ -64,6 +64,8 @@ def prepare(source: str, provider_name: str = "local", options: Optional[DeployO
     if not options.allow_secrets:
         check_notebook(loaded.nb, loaded.source)
     function = convert(loaded, entry=options.entry, name=options.name)
+    if not options.allow_secrets:
+        check_files(function.local_files, loaded.source)
     name = options.name or function.name
     provider.validate_name(name)
     current = registry.find(name)

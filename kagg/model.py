@@ -90,6 +90,7 @@ class ConvertedFunction:
     source: SourceInfo
     notes: list[Note] = field(default_factory=list)
     train_source: Optional[str] = None  # code of the cells tagged ``train``
+    local_files: dict[str, bytes] = field(default_factory=dict)  # modules beside the notebook it imports
 
     def schema(self) -> dict:
         """The parameters as a JSON Schema object (served at ``GET /schema``)."""
@@ -132,6 +133,7 @@ class ConvertedFunction:
             "requirements_origin": self.requirements_origin,
             "notes": [str(n) for n in self.notes],
             "has_train_cells": bool(self.train_source),
+            "local_files": sorted(self.local_files),
         }
 
     def manifest(self, kagg_version: str) -> dict:

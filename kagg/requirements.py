@@ -63,8 +63,8 @@ def infer_requirements(pip_lines: Iterable[str], trees: Iterable[tuple[int, ast.
         local = _local_module(top, folder)
         if local:
             done.add(top)
-            notes.append(Note(f"import `{top}` is the local module {local} beside the notebook, "
-                              "not a requirement", cell, line))
+            notes.append(Note(f"import `{top}` is the local module {local} beside the notebook; "
+                              "it is packaged with the function", cell, line))
             continue
         dists = distributions_for(module)
         if not dists:
@@ -135,6 +135,32 @@ def _direct_distribution(top: str) -> Optional[str]:
         if top in top_level or any(f == f"{top}/__init__.py" or f == f"{top}.py" for f in files):
             return dist.metadata["Name"]
     return None
+
+
+_SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints", ".git"}
+
+
+def local_module_files(trees: Iterable[tuple[int, ast.AST]], folder: Optional[Path]) -> dict[str, bytes]:
+    """The ``.py`` files of the modules beside the notebook that it imports (``helpers.py``,
+    ``utils/``), by path relative to the notebook's folder, so they ship in the artifact."""
+    files: dict[str, bytes] = {}
+    if folder is None:
+        return files
+    for _cell, module, _shown, _line in _imports(trees):
+        top = module.split(".")[0]
+        if top in sys.stdlib_module_names:
+            continue
+        local = _local_module(top, folder)
+        if local is None:
+            continue
+        if local.endswith(".py"):
+            files[local] = (folder / local).read_bytes()
+            continue
+        for path in sorted((folder / top).rglob("*.py")):
+            rel = path.relative_to(folder)
+            if not _SKIPPED_PARTS.intersection(rel.parts):
+                files[rel.as_posix()] = path.read_bytes()
+    return dict(sorted(files.items()))
 
 
 def _local_module(top: str, folder: Optional[Path]) -> Optional[str]:

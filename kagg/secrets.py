@@ -35,6 +35,7 @@ __all__ = [
     "RULES",
     "scan_text",
     "scan_notebook",
+    "check_files",
     "check_notebook",
     "redact",
     "entropy",
@@ -96,10 +97,15 @@ class Finding:
     rule: str
     description: str
     redacted: str
-    where: str = "source"  # "source" or "output"
+    where: str = "source"  # "source", "output", or the name of a module packaged beside the notebook
 
     def __str__(self) -> str:
-        place = f"cell {self.cell}" if self.where == "source" else f"output of cell {self.cell}"
+        if self.where == "source":
+            place = f"cell {self.cell}"
+        elif self.where == "output":
+            place = f"output of cell {self.cell}"
+        else:
+            place = self.where
         return f"{place}, line {self.line}: {self.description} ({self.rule}): {self.redacted}"
 
 
@@ -547,5 +553,14 @@ def scan_notebook(nb: Any) -> list[Finding]:
 def check_notebook(nb: Any, source_name: str) -> None:
     """Stop a deploy (raise :class:`SecretsFound`) when the notebook holds possible credentials."""
     findings = scan_notebook(nb)
+    if findings:
+        raise SecretsFound(findings, source_name)
+
+
+def check_files(files: dict[str, bytes], source_name: str) -> None:
+    """Stop a deploy when a module packaged beside the notebook (``helpers.py``) holds credentials."""
+    findings = [Finding(0, f.line, f.rule, f.description, f.redacted, name)
+                for name, data in files.items()
+                for f in scan_text(data.decode("utf-8", errors="replace"), "code")]
     if findings:
         raise SecretsFound(findings, source_name)

@@ -26,13 +26,15 @@ def _build_tree(source: str, entry: Optional[str], allow_secrets: bool, dest: Pa
     """Convert the notebook into ``dest``; returns the notebook's sha256."""
     from kagg.convert import convert
     from kagg.packaging.builder import write_tree
-    from kagg.secrets import check_notebook
+    from kagg.secrets import check_files, check_notebook
     from kagg.sources import load_notebook
 
     loaded = load_notebook(source)
     if not allow_secrets:
         check_notebook(loaded.nb, loaded.source)
     function = convert(loaded, entry=entry)
+    if not allow_secrets:
+        check_files(function.local_files, loaded.source)
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     write_tree(function, ("gcf",), dest)

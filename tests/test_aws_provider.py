@@ -398,7 +398,7 @@ def test_given_bucket_is_used_and_a_missing_one_refused(aws, provider, fname):
 
 def test_unzipped_size_over_the_limit_is_refused_before_any_call(aws, provider, fname):
     opts = options(extra={"max_unzipped_bytes": 5000})
-    with pytest.raises(BadInput, match="over the 5.0 kB limit"):
+    with pytest.raises(BadInput, match="over the 4.9 kB limit"):
         provider.build(hello_function(fname), opts)
     assert aws.proxy.actions() == []
 

@@ -107,6 +107,29 @@ def test_handler_mode_json_and_list(reg, tmp_path):
     assert "adder" in plain.stdout and "local" in plain.stdout
 
 
+def test_modules_beside_the_notebook_are_packaged_and_scanned(reg, tmp_path):
+    """``import helpers`` / ``from tools.scale import ...`` next to the notebook work once deployed."""
+    (tmp_path / "helpers.py").write_text("def greet(who):\n    return f'hi {who}'\n")
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "__init__.py").write_text("")
+    (tmp_path / "tools" / "scale.py").write_text("def double(x):\n    return 2 * x\n")
+    nb = write(tmp_path / "uses_helpers.ipynb",
+               "import helpers\nfrom tools.scale import double\n\n"
+               "def handler(who: str = 'you', x: int = 1):\n    return {'msg': helpers.greet(who), 'x': double(x)}")
+    res = run_kagg("deploy", str(nb), "--name", "helped", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(run_kagg("invoke", "helped", '{"who": "ann", "x": 4}').stdout) == {"msg": "hi ann", "x": 8}
+    converted = json.loads(run_kagg("convert", str(nb), "--json").stdout)
+    assert converted["local_files"] == ["helpers.py", "tools/__init__.py", "tools/scale.py"]
+
+    (tmp_path / "helpers.py").write_text("TOKEN = 'ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8" + "'\n"
+                                         "def greet(who):\n    return who\n")
+    before = reg.read_text()
+    res = run_kagg("deploy", str(nb), "--name", "helped")
+    assert res.returncode == 2 and "helpers.py, line 1" in res.stderr and "a1B2c3D4" not in res.stderr
+    assert reg.read_text() == before
+
+
 def test_import_failure_fails_deploy_and_leaves_nothing(reg, tmp_path):
     for source, expected in ((FAILS_AT_IMPORT, "ValueError: model file is missing"),
                              ("import kagg_not_a_real_module\ndef handler():\n    return 1",

@@ -457,8 +457,9 @@ def test_inferred_requirements_are_pinned_sorted_and_deduped(tmp_path):
     assert fn.requirements == ["Click>=8", f"jsonschema=={version('jsonschema')}",
                                f"nbformat=={version('nbformat')}"]
     assert fn.requirements_origin == "inferred"
-    assert "cell 2, line 1: import `helpers` is the local module helpers.py beside the notebook, " \
-           "not a requirement" in notes(fn)
+    assert "cell 2, line 1: import `helpers` is the local module helpers.py beside the notebook; " \
+           "it is packaged with the function" in notes(fn)
+    assert fn.local_files == {"helpers.py": b"X = 1\n"}
     assert "cell 2, line 2: import `surely_not_installed_pkg` is not installed here; " \
            "add it to requirements.txt" in notes(fn)
 

@@ -2,7 +2,7 @@
 
 Grammar: ``METRIC OP VALUE`` with OP one of ``> >= < <=``.
 
-* latency: ``p50 p90 p95 p99 p99.9 max mean`` (from the due time), or prefixed
+* latency: ``p50 p90 p95 p99 p99.9 max mean min`` (from the due time), or prefixed
   ``service. handler. network. cold. warm. lag.`` (e.g. ``handler.p99>50ms``);
   VALUE in ``us ms s`` (a bare number is ms);
 * failures: ``errors``, ``timeout``, ``connection``, ``http_500`` ... as a share (``1%``)
@@ -92,7 +92,7 @@ def parse_alert(text: str) -> Alert:
         stat = latency.group(2)
         if stat.startswith("p") and stat not in ("p50", "p90", "p95", "p99", "p99.9"):
             raise BadInput(f"invalid --alert {text!r}: percentile {stat} is not reported; "
-                           "use p50, p90, p95, p99, p99.9, max or mean")
+                           "use p50, p90, p95, p99, p99.9, max, mean or min")
         scale = _LATENCY_UNITS.get(unit) or _LATENCY_UNITS.get(unit.lower())
         if scale is None:
             raise BadInput(f"invalid --alert {text!r}: a latency takes us, ms or s (e.g. 300ms)")

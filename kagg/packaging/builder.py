@@ -76,12 +76,13 @@ def requirements_bytes(function: ConvertedFunction) -> bytes:
 
 def artifact_files(function: ConvertedFunction, shims: Sequence[str]) -> dict[str, bytes]:
     """Every file of the artifact (without vendored dependencies), by path at the zip's root."""
-    files = {
+    files = dict(function.local_files)  # kagg's own files below win over a same-named local module
+    files.update({
         NOTEBOOK_FILE: function.module_source.encode("utf-8"),
         MANIFEST_FILE: manifest_bytes(function),
         RUNTIME_FILE: runtime_source(),
         REQUIREMENTS_FILE: requirements_bytes(function),
-    }
+    })
     if function.mode == "script":
         files[REQUEST_FILE] = (function.request_source or "").encode("utf-8")
     for name, data in shim_files(shims).items():
@@ -95,6 +96,7 @@ def write_tree(function: ConvertedFunction, shims: Sequence[str], dest: Path) ->
     dest.mkdir(parents=True, exist_ok=True)
     files = artifact_files(function, shims)
     for name, data in files.items():
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes(data)
     return list(files)
 

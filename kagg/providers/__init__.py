@@ -59,7 +59,14 @@ def provider_class(name: str) -> type:
         import importlib
 
         return getattr(importlib.import_module(module), attr)
+    if name in PLANNED:
+        raise BadInput(f"the {name} provider is not part of this kagg release yet; "
+                       f"available: {', '.join(available())} (or install a package that registers {name!r})")
     raise BadInput(f"unknown provider {name!r}; available: {', '.join(available())}")
+
+
+#: shorthands the CLI accepts (--gcp, --azure) for providers not built in yet
+PLANNED = ("gcp", "azure")
 
 
 def get_provider(name: str, state_dir: Optional[Path] = None) -> Provider:

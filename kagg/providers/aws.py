@@ -133,8 +133,12 @@ class AWSProvider(Provider):
         """One boto3 session per provider (the standard credential chain, read once)."""
         with self._lock:
             if self._session is None:
-                import boto3
-                from botocore.exceptions import BotoCoreError
+                try:
+                    import boto3
+                    from botocore.exceptions import BotoCoreError
+                except ModuleNotFoundError:
+                    raise BadInput("the aws provider needs boto3, which is not installed; "
+                                   "run: pip install 'kagg[aws]'") from None
 
                 try:
                     self._session = boto3.Session()
@@ -170,10 +174,11 @@ class AWSProvider(Provider):
 
     def check_credentials(self) -> None:
         """BadInput naming the standard ways when the chain finds nothing (no call is made)."""
+        session = self.session()  # first: says how to install boto3 when it is missing
         from botocore.exceptions import BotoCoreError
 
         try:
-            credentials = self.session().get_credentials()
+            credentials = session.get_credentials()
         except BotoCoreError as exc:
             raise BadInput(f"AWS credentials cannot be loaded ({exc}); {_CREDENTIAL_WAYS}")
         if credentials is None:
@@ -494,10 +499,11 @@ class AWSProvider(Provider):
         """SigV4 for ``AWS_IAM`` function URLs, from the same credential chain; others unchanged."""
         if (endpoint.auth or "none").lower() == "none":
             return dict(headers)
+        session = self.session()
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        credentials = self.session().get_credentials()
+        credentials = session.get_credentials()
         if credentials is None:
             raise BadInput(_NO_CREDENTIALS)
         region = endpoint.region or self.session().region_name or "us-east-1"
@@ -589,7 +595,7 @@ def _too_big(size: int, limit: int, packages: list[tuple[str, int]]) -> BadInput
 
 
 def _human(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.1f} kB"  # AWS's MB are MiB
 
 
 def _wait(waiter: str, name: str, why: str) -> Call:

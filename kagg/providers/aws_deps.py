@@ -228,6 +228,6 @@ def _dist_name(dist_info: Path) -> str:
 def largest(packages: Sequence[tuple[str, int]], count: int = 5) -> str:
     """"torch 180.2 MB, numpy 35.0 MB, …" for error messages."""
     def human(size: int) -> str:
-        return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.1f} kB"
+        return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{size / 2**10:.1f} kB"  # AWS's MB are MiB
 
     return ", ".join(f"{name} {human(size)}" for name, size in list(packages)[:count])
