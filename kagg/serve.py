@@ -91,12 +91,12 @@ def serve(source: str, port: Optional[int] = None, entry: Optional[str] = None, 
     proc: Optional[subprocess.Popen] = None
     generation = 0
     try:
+        seen = _signature(path)  # before reading: an edit made while it starts is a change
         sha = _build_tree(source, entry, allow_secrets, work / "app0")
         proc = _start(work / "app0", port)
         if not _wait_ready(proc, url, sha):
             raise KaggError("the notebook failed to start; see the error above")
         say(f"Serving {path.name} on {url} (Ctrl-C to stop; edits to the notebook reload it)")
-        seen = _signature(path)
         started = time.monotonic()
         while max_seconds is None or time.monotonic() - started < max_seconds:
             time.sleep(poll_interval)
