@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import click
 
 from kagg import __version__
 from kagg.errors import BadInput, OperationFailed
+
+if TYPE_CHECKING:
+    from kagg.registry import Registry
 
 PROGRESS_EVERY = 5.0  # seconds between plain progress lines when not on a terminal
 
@@ -26,7 +29,7 @@ def _stdout_console():
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 
 
-def _registry(ctx: click.Context) -> "Registry":
+def _registry(ctx: click.Context) -> Registry:
     from kagg.registry import Registry
 
     obj = ctx.obj

@@ -48,24 +48,32 @@ def _quiet(_: str) -> None:
     return None
 
 
-def prepare(source: str, provider_name: str = "local", options: Optional[DeployOptions] = None,
-            registry: Optional[Registry] = None) -> Prepared:
-    """Run every check of a deploy without building or changing anything."""
+def convert_checked(source: str, entry: Optional[str] = None, name: Optional[str] = None,
+                    allow_secrets: bool = False) -> ConvertedFunction:
+    """Load and convert a notebook behind the secrets gate (the notebook, then the modules
+    beside it that will be packaged): what every deploy and ``kagg serve`` start from."""
     from kagg.convert import convert
     from kagg.secrets import check_files, check_notebook
     from kagg.sources import load_notebook
 
+    loaded = load_notebook(source)
+    if not allow_secrets:
+        check_notebook(loaded.nb, loaded.source)
+    function = convert(loaded, entry=entry, name=name)
+    if not allow_secrets:
+        check_files(function.local_files, loaded.source)
+    return function
+
+
+def prepare(source: str, provider_name: str = "local", options: Optional[DeployOptions] = None,
+            registry: Optional[Registry] = None) -> Prepared:
+    """Run every check of a deploy without building or changing anything."""
     options = options or DeployOptions()
     registry = registry or Registry()
     registry.check()
     provider = get_provider(provider_name, state_dir=registry.state_dir)
     provider.validate_options(options)
-    loaded = load_notebook(source)
-    if not options.allow_secrets:
-        check_notebook(loaded.nb, loaded.source)
-    function = convert(loaded, entry=options.entry, name=options.name)
-    if not options.allow_secrets:
-        check_files(function.local_files, loaded.source)
+    function = convert_checked(source, options.entry, options.name, options.allow_secrets)
     name = options.name or function.name
     provider.validate_name(name)
     current = registry.find(name)

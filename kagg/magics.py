@@ -216,20 +216,17 @@ def parse_install_args(args: str, conda: bool = False) -> tuple[list[str], list[
             break
         option = token.split("=", 1)[0]
         if option in _REQUIREMENT_FILE_OPTIONS:
-            target = token.split("=", 1)[1] if "=" in token else (tokens[pos + 1] if pos + 1 < len(tokens) else "")
-            skip_next = "=" not in token
+            target, skip_next = _option_value(token, tokens, pos)
             problems.append(f"`{option} {target}` is not read; list its packages in requirements.txt "
                             "beside the notebook")
             continue
         if option in _EDITABLE_OPTIONS:
-            target = token.split("=", 1)[1] if "=" in token else (tokens[pos + 1] if pos + 1 < len(tokens) else "")
-            skip_next = "=" not in token
+            target, skip_next = _option_value(token, tokens, pos)
             problems.append(f"editable install `{target}` is not a requirement kagg can ship; "
                             "add the package to requirements.txt")
             continue
         if option in _INDEX_OPTIONS:
-            value = token.split("=", 1)[1] if "=" in token else (tokens[pos + 1] if pos + 1 < len(tokens) else "")
-            skip_next = "=" not in token
+            value, skip_next = _option_value(token, tokens, pos)
             problems.append(f"`{option} {value}` is not kept; if the packages need it, write requirements.txt "
                             "beside the notebook with that line")
             continue
@@ -242,6 +239,13 @@ def parse_install_args(args: str, conda: bool = False) -> tuple[list[str], list[
         if spec and spec not in specs:
             specs.append(spec)
     return specs, problems
+
+
+def _option_value(token: str, tokens: list[str], pos: int) -> tuple[str, bool]:
+    """The value of ``--opt=value`` or ``--opt value``, and whether the next token was that value."""
+    if "=" in token:
+        return token.split("=", 1)[1], False
+    return (tokens[pos + 1] if pos + 1 < len(tokens) else ""), True
 
 
 def _usable_spec(token: str, conda: bool, problems: list[str]) -> Optional[str]:

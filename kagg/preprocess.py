@@ -8,15 +8,14 @@ code and its tags are what kagg needs.
 from __future__ import annotations
 
 import copy
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional, Union
 
 import nbformat
 
+from kagg.atomic import write_bytes_atomic
 from kagg.errors import OperationFailed
 from kagg.sources import LoadedNotebook
 
@@ -45,25 +44,17 @@ def preprocess(loaded: LoadedNotebook, strip_outputs: bool = False,
 
 def write_notebook(nb: nbformat.NotebookNode, path: Union[str, Path]) -> Optional[Path]:
     """Write ``nb`` as nbformat 4 JSON, atomically (a crash never leaves half a notebook); ``-`` is stdout."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        text = nbformat.writes(nb, version=4)
+    text = text if text.endswith("\n") else text + "\n"
     if str(path) == "-":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            text = nbformat.writes(nb, version=4)
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.write(text)
         sys.stdout.flush()
         return None
     target = Path(path)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                nbformat.write(nb, handle, version=4)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_bytes_atomic(target, text.encode("utf-8"))
     except OSError as exc:
         raise OperationFailed(f"cannot write {target}: {exc.strerror or exc}; check the folder's permissions") from None
     return target

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+from kagg.atomic import write_bytes_atomic
 from kagg.errors import NotFound, RegistryError
 from kagg.model import Endpoint, utc_now
 
@@ -110,30 +110,8 @@ class Registry:
             self._write(doc)
 
     def _write(self, doc: dict) -> None:
-        folder = self.path.resolve().parent
-        folder.mkdir(parents=True, exist_ok=True)
         data = (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        try:  # make the rename itself durable
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
+        write_bytes_atomic(self.path.resolve(), data, durable_rename=True)
 
     def put(self, endpoint: Endpoint) -> Endpoint:
         """Record ``endpoint``, keeping ``created_at`` of an existing entry of that name."""

@@ -24,21 +24,14 @@ Say = Callable[[str], None]
 
 def _build_tree(source: str, entry: Optional[str], allow_secrets: bool, dest: Path) -> str:
     """Convert the notebook into ``dest``; returns the notebook's sha256."""
-    from kagg.convert import convert
+    from kagg.deploy import convert_checked
     from kagg.packaging.builder import write_tree
-    from kagg.secrets import check_files, check_notebook
-    from kagg.sources import load_notebook
 
-    loaded = load_notebook(source)
-    if not allow_secrets:
-        check_notebook(loaded.nb, loaded.source)
-    function = convert(loaded, entry=entry)
-    if not allow_secrets:
-        check_files(function.local_files, loaded.source)
+    function = convert_checked(source, entry, allow_secrets=allow_secrets)
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     write_tree(function, ("gcf",), dest)
-    return loaded.sha256
+    return function.source.sha256
 
 
 def _signature(path: Path) -> Optional[tuple[int, int, int]]:

@@ -9,13 +9,12 @@ work and may be retried. Deploy is exactly ``kagg.deploy.prepare`` then
 
 from __future__ import annotations
 
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from kagg.atomic import write_bytes_atomic
 from kagg.batch.spec import BatchItem
 from kagg.errors import BadInput, NotFound, OperationFailed, TransientError
 from kagg.model import DeployOptions
@@ -174,7 +173,7 @@ class Download(Operation):
         step(f"fetching {job.item.notebook}")
         loaded = load_notebook(job.item.notebook)
         dest = ctx.out_dir / f"{job.name}.ipynb"
-        _write_atomic(dest, loaded.raw if isinstance(loaded.raw, bytes) else str(loaded.raw).encode("utf-8"))
+        write_bytes_atomic(dest, loaded.raw if isinstance(loaded.raw, bytes) else str(loaded.raw).encode("utf-8"))
         return Outcome("ok", f"saved to {dest}", url=job.item.notebook)
 
 
@@ -209,13 +208,3 @@ def get_operation(name: str) -> Operation:
         raise BadInput(f"unknown operation {name!r}; one of {', '.join(OPERATIONS)}")
 
 
-def _write_atomic(dest: Path, data: bytes) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO, Any, Optional
 
 from kagg.batch.runner import Event, ItemResult
-from kagg.batch.state import write_bytes_atomic, write_json_atomic
+from kagg.atomic import write_bytes_atomic
+from kagg.batch.state import write_json_atomic
 
 STATUSES = ("ok", "skipped", "failed", "not run")
 COLUMNS = ("name", "provider", "status", "detail", "url", "attempts", "seconds", "error")

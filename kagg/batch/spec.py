@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional
 
-from kagg.batch import FORMATS, OPERATIONS  # noqa: F401  (defined in the package so the CLI need not import this module)
+from kagg.batch import OPERATIONS
 from kagg.batch.jsonpos import array_element_lines, key_positions, line_of, skip_ws
 from kagg.batch.values import PARSERS
 from kagg.errors import BadInput
@@ -277,7 +277,6 @@ def _add_item(ctx: _Context, raw: dict[str, Any], line: int) -> None:
 def _read_csv(ctx: _Context, text: str) -> None:
     reader = csv.reader(io.StringIO(text, newline=""))
     header: Optional[list[Optional[str]]] = None
-    header_line = 0
     previous = 0
     try:
         for row in reader:
@@ -285,7 +284,7 @@ def _read_csv(ctx: _Context, text: str) -> None:
             if not row or all(not cell.strip() for cell in row) or row[0].lstrip().startswith("#"):
                 continue
             if header is None:
-                header, header_line = _read_header(ctx, row, line), line
+                header = _read_header(ctx, row, line)
                 continue
             if len(row) > len(header):
                 ctx.problems.append(Problem(f"{ctx.source}:{line}", line,

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from filelock import FileLock, Timeout
 
+from kagg.atomic import write_bytes_atomic
 from kagg.errors import BadInput
 from kagg.model import utc_now
 
@@ -95,15 +95,3 @@ def write_json_atomic(path: Path, doc: Any) -> None:
     write_bytes_atomic(path, (json.dumps(doc, indent=2, default=str) + "\n").encode("utf-8"))
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -125,26 +125,22 @@ class LocalProvider(Provider):
         return self.state_dir / "local" / name
 
     def validate_target(self, name: str, current: Optional[Endpoint], options: DeployOptions) -> None:
-        self._check_port(current, options)
+        data = current.provider_data if current else {}
+        self._check_port(data.get("port") if process_alive(data.get("pid")) else None, options)
 
     @staticmethod
-    def _running_port(current: Optional[Endpoint]) -> Optional[int]:
-        data = current.provider_data if current else {}
-        return data.get("port") if process_alive(data.get("pid")) else None
-
-    def _check_port(self, current: Optional[Endpoint], options: DeployOptions) -> None:
-        """A --port taken by anything but this endpoint's own process is bad input."""
-        if options.port is not None and options.port != self._running_port(current) \
-                and not port_is_free(options.port):
+    def _check_port(own_port: Optional[int], options: DeployOptions) -> None:
+        """A --port taken by anything but this endpoint's own running server is bad input."""
+        if options.port is not None and options.port != own_port and not port_is_free(options.port):
             raise BadInput(f"port {options.port} is already in use; choose another with --port or leave it out")
 
     def plan(self, artifact: Artifact, current: Optional[Endpoint], options: DeployOptions) -> Plan:
         data = dict(current.provider_data) if current else {}
         current_pid = data.get("pid")
         running = process_alive(current_pid)
-        current_port = self._running_port(current)
+        current_port = data.get("port") if running else None
         port = options.port or data.get("port")
-        self._check_port(current, options)  # again: the port may have been taken since
+        self._check_port(current_port, options)  # again: the port may have been taken since
         if port is None or (port != current_port and not port_is_free(port)):
             port = pick_free_port()
         name = artifact.function.name

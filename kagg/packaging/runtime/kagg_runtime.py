@@ -132,6 +132,10 @@ def _wrong_type(name: str, type_: str, got: str) -> HTTPError:
     return HTTPError(400, "InvalidParameter", f"parameter {name!r} must be {_TYPE_WORDS[type_]}, got {got}")
 
 
+#: declared types a JSON value must already have (no conversion between them)
+_JSON_EXACT = {"bool": bool, "str": str, "list": list, "dict": dict}
+
+
 def _from_json(name: str, type_: str, value: Any) -> Any:
     """Check a JSON body value against the declared type (ints may arrive as 3.0)."""
     if type_ == "any":
@@ -146,17 +150,8 @@ def _from_json(name: str, type_: str, value: Any) -> Any:
             return value
         if isinstance(value, int) and not isinstance(value, bool):
             return float(value)
-    elif type_ == "bool":
-        if isinstance(value, bool):
-            return value
-    elif type_ == "str":
-        if isinstance(value, str):
-            return value
-    elif type_ == "list":
-        if isinstance(value, list):
-            return value
-    elif type_ == "dict":
-        if isinstance(value, dict):
+    elif type_ in _JSON_EXACT:
+        if isinstance(value, _JSON_EXACT[type_]):
             return value
     else:  # an unknown type name in kagg.json: do not guess
         return value
