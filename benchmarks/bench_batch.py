@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, median_seconds  # noqa: E402  (benchmarks/ is the script's folder)
+
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from batch_provider import SlowProvider, install_entry_point  # noqa: E402
@@ -113,15 +113,6 @@ def cli_wall(folder: Path, list_path: Path, parallel: int) -> float:
     return wall
 
 
-def _median(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
-
-
 def overhead(folder: Path, repeat: int = 7) -> list[dict]:
     """Median seconds of each of kagg's own steps, per example notebook."""
     from kagg.convert import convert
@@ -136,10 +127,10 @@ def overhead(folder: Path, repeat: int = 7) -> list[dict]:
     rows = []
     for nb in sorted((ROOT / "examples").glob("*.ipynb")):
         function = convert(load_notebook(str(nb)))
-        conv = _median(lambda: convert(load_notebook(str(nb))), repeat)
-        build = _median(lambda: provider.build(function, None), repeat)
+        conv = median_seconds(lambda: convert(load_notebook(str(nb))), repeat)
+        build = median_seconds(lambda: provider.build(function, None), repeat)
         endpoint = Endpoint(function.name, "local", "http://127.0.0.1:1/")
-        write = _median(lambda: registry.put(endpoint), repeat)
+        write = median_seconds(lambda: registry.put(endpoint), repeat)
         rows.append({"notebook": nb.name, "convert": conv, "build": build, "registry": write,
                      "total": conv + build + write})
     return rows
