@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus" / "notebooks"
+#: the shared corpus of real notebooks, outside this repository (KAGG_CORPUS to point elsewhere)
+CORPUS = Path(os.environ.get("KAGG_CORPUS") or ROOT.parent / "shared" / "corpus" / "notebooks")
+#: for tests that read the corpus: skipped, saying why, on a checkout that has no corpus beside it
+needs_corpus = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").is_file(),
+                                  reason=f"the notebook corpus is not at {CORPUS} (set KAGG_CORPUS)")
 EXAMPLES = ROOT / "examples"
 
 

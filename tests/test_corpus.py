@@ -13,7 +13,7 @@ import warnings
 import nbformat
 import pytest
 
-from conftest import CORPUS
+from conftest import CORPUS, needs_corpus
 from kagg.convert import convert, convert_source
 from kagg.errors import BadInput
 from kagg.sources import load_notebook
@@ -94,6 +94,8 @@ EXPECTED_WITH_HANDLER = {
 }
 
 NOTEBOOKS = sorted(p.name for p in CORPUS.glob("*.ipynb"))
+
+pytestmark = needs_corpus
 
 
 def by_prefix(prefix: str) -> str:

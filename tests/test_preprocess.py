@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from conftest import CORPUS
+from conftest import CORPUS, needs_corpus
 from kagg.errors import OperationFailed
 from kagg.preprocess import preprocess, write_notebook
 from kagg.sources import load_notebook
@@ -72,6 +72,7 @@ def test_write_failure_is_operation_failed(loaded, tmp_path):
 
 @pytest.mark.parametrize("name", ["27-nbformat-4.5-schema-invalid-metadata.ipynb", "29-nbformat-v3-worksheet-without-cells.ipynb",
                                   "36-julia-colab-datacamp-capture-shell.ipynb", "30-nbformat-4.99-future-minor.ipynb"])
+@needs_corpus
 def test_corpus_notebooks_clean_and_reload(name, tmp_path):
     original = load_notebook(str(CORPUS / name))
     out = write_notebook(preprocess(original, strip_outputs=True, clean_metadata=True), tmp_path / name)

@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from kagg.errors import BadInput
 from kagg.secrets import RULES, Finding, SecretsFound, check_notebook, redact, scan_notebook, scan_text
-from tests.conftest import CORPUS
+from tests.conftest import CORPUS, needs_corpus
 
 UP, LO, DG = string.ascii_uppercase, string.ascii_lowercase, string.digits
 ALNUM = UP + LO + DG
@@ -336,7 +336,7 @@ def corpus_files() -> list:
     return sorted(CORPUS.glob("*.ipynb"))
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+@needs_corpus
 def test_corpus_findings_match_the_table() -> None:
     started = time.perf_counter()
     got: dict[str, list[tuple[int, int, str, str]]] = {}
@@ -358,7 +358,7 @@ def test_corpus_findings_match_the_table() -> None:
     assert time.perf_counter() - started < 5
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+@needs_corpus
 def test_corpus_notebook_40_stops_a_deploy_without_showing_the_password() -> None:
     nb = nbformat.read(str(CORPUS / "40-nuclio-handler-cell-magic-dummy-secrets.ipynb"), as_version=4)
     with pytest.raises(SecretsFound) as info:
