@@ -182,6 +182,10 @@ class DeployOptions:
     runtime: Optional[str] = None
     arch: Optional[str] = None
     bucket: Optional[str] = None
+    adopt: bool = False  # take over a cloud resource that this registry's entry did not make
+    #: the identity of the registry entry this deploy writes (set by kagg.deploy, not by users);
+    #: providers keep it on the resources they make and check it before changing one
+    owner: Optional[str] = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -211,6 +215,14 @@ class Endpoint:
     created_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
     provider_data: dict[str, Any] = field(default_factory=dict)
+    #: "pending" from just before the first mutating call of a deploy until it completes
+    status: str = "ready"
+    #: identity kept on the cloud resources this entry made (see Provider.check_owner)
+    owner: Optional[str] = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status == "pending"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,6 +15,9 @@ from typing import Iterator, Optional
 from kagg.errors import BadInput
 from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Plan
 
+#: the tag (label, app setting) that names the registry entry which made a cloud resource
+OWNER_TAG = "kagg-owner"
+
 
 class Provider(ABC):
     """Base class of every provider, built in or registered through ``kagg.providers``."""
@@ -46,6 +49,26 @@ class Provider(ABC):
         Runs before anything is built, with the endpoint already registered under ``name``,
         so bad input is refused before any progress is shown or any work is done.
         """
+
+    def check_owner(self, what: str, remote_owner: Optional[str], current: Optional[Endpoint],
+                    options: DeployOptions) -> None:
+        """Refuse to change ``what`` (an existing cloud resource) unless this registry's entry made it.
+
+        ``remote_owner`` is the :data:`OWNER_TAG` value found on the resource (None: no tag).
+        An entry written by a kagg that predates owner tags (``current.owner`` is None) may
+        change an untagged resource it names; ``--adopt`` (``options.adopt``) takes anything over.
+        Providers call this from ``plan``, so a refusal is bad input and nothing has changed.
+        """
+        if options.adopt or (remote_owner is not None and remote_owner == options.owner):
+            return
+        if remote_owner is None and current is not None and current.owner is None:
+            return
+        if remote_owner is None:
+            raise BadInput(f"{what} already exists and was not made by kagg (it has no {OWNER_TAG} tag); "
+                           "choose another --name, or pass --adopt to take it over")
+        raise BadInput(f"{what} was made by another kagg endpoint (owner {remote_owner}, not this registry's "
+                       f"entry {options.owner}): another registry or a stale entry; choose another --name, "
+                       "or pass --adopt to take it over")
 
     # -- the four steps ------------------------------------------------------------------
     def build(self, function: ConvertedFunction, options: DeployOptions) -> Artifact:
