@@ -115,9 +115,9 @@ def cli_wall(folder: Path, list_path: Path, parallel: int) -> float:
 
 def overhead(folder: Path, repeat: int = 7) -> list[dict]:
     """Median seconds of each of kagg's own steps, per example notebook."""
-    from kagg.convert import convert
+    from kagg.notebook.convert import convert
     from kagg.providers import get_provider
-    from kagg.sources import load_notebook
+    from kagg.notebook.loading import load_notebook
 
     registry = Registry(folder / "endpoints-overhead.json")
     with registry.transaction() as endpoints:  # a registry that already holds 200 entries

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from kagg.convert import convert_source
+    from kagg.notebook.convert import convert_source
 
     venv = peer_venv("nbconvert", ["nbconvert"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,7 +60,7 @@ def main() -> None:
     rows = [
         ["jupyter nbconvert --to script (reference)", f"{peer * 1000:.0f}", "1.00"],
         ["kagg convert -o DIR (command)", f"{cli * 1000:.0f}", f"{peer / cli:.1f}x faster"],
-        ["kagg.convert.convert_source (library)", f"{lib * 1000:.1f}", f"{peer / lib:.0f}x faster"],
+        ["kagg.notebook.convert.convert_source (library)", f"{lib * 1000:.1f}", f"{peer / lib:.0f}x faster"],
     ]
     print_table(f"Converting a 300-cell notebook, median of {args.repeat} runs", ["tool", "ms", "vs nbconvert"], rows)
 

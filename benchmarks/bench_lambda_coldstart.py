@@ -96,7 +96,7 @@ def import_seconds(python: str, folder: Path, module: str, pyc: bool, script: st
 
 
 def measure(case: str, notebook: Path, python: str, runs: int, work: Path) -> list[Row]:
-    from kagg.convert import convert_source
+    from kagg.notebook.convert import convert_source
 
     function = convert_source(str(notebook))
     provider = AWSProvider(state_dir=work / "state")

@@ -74,7 +74,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from kagg.deploy import delete, deploy
     from kagg.model import DeployOptions
-    from kagg.providers.local import pick_free_port
+    from kagg.providers.local.process import pick_free_port
     from kagg.registry import Registry
 
     with tempfile.TemporaryDirectory() as tmp:

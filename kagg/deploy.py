@@ -52,9 +52,9 @@ def convert_checked(source: str, entry: Optional[str] = None, name: Optional[str
                     allow_secrets: bool = False) -> ConvertedFunction:
     """Load and convert a notebook behind the secrets gate (the notebook, then the modules
     beside it that will be packaged): what every deploy and ``kagg serve`` start from."""
-    from kagg.convert import convert
-    from kagg.secrets import check_files, check_notebook
-    from kagg.sources import load_notebook
+    from kagg.notebook.convert import convert
+    from kagg.notebook.secrets import check_files, check_notebook
+    from kagg.notebook.loading import load_notebook
 
     loaded = load_notebook(source)
     if not allow_secrets:

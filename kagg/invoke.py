@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 from kagg.errors import BadInput, OperationFailed
 from kagg.model import Endpoint
 from kagg.registry import Registry
+from kagg.urls import is_url
 
 
 @dataclass
@@ -41,9 +42,6 @@ class InvokeResult:
         text = self.body.decode("utf-8", "replace").strip().splitlines()
         return text[0][:300] if text else "(empty body)"
 
-
-def is_url(target: str) -> bool:
-    return target.startswith(("http://", "https://"))
 
 
 def resolve(target: str, registry: Optional[Registry] = None) -> tuple[str, Optional[Endpoint]]:

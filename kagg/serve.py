@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 from kagg.errors import BadInput, KaggError
-from kagg.providers.local import HOST, TARGET, health, port_is_free, pick_free_port
+from kagg.providers.local.process import HOST, health, pick_free_port, port_is_free, server_command
 
 Say = Callable[[str], None]
 
@@ -45,9 +44,7 @@ def _signature(path: Path) -> Optional[tuple[int, int, int]]:
 
 
 def _start(app_dir: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "functions_framework", "--target", TARGET,
-           "--source", str(app_dir / "main.py"), "--host", HOST, "--port", str(port)]
-    return subprocess.Popen(cmd, cwd=app_dir, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return subprocess.Popen(server_command(app_dir, port), cwd=app_dir, env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
 def _wait_ready(proc: subprocess.Popen, url: str, sha: str, timeout: float = 120.0) -> bool:

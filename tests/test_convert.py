@@ -1,4 +1,4 @@
-"""Notebook -> ConvertedFunction (kagg.convert, kagg.magics, kagg.parameters, kagg.requirements).
+"""Notebook -> ConvertedFunction (kagg.notebook.convert, kagg.notebook.magics, kagg.notebook.parameters, kagg.notebook.requirements).
 
 Each test writes the small notebook it needs; tests/test_corpus.py runs the real-world corpus.
 """
@@ -15,12 +15,12 @@ from typing import Union
 
 import pytest
 
-from kagg.convert import DISPLAY_IMPORT, convert, convert_source, function_name_for
+from kagg.notebook.convert import DISPLAY_IMPORT, convert, convert_source, function_name_for
 from kagg.errors import BadInput
-from kagg.magics import parse_install_args, transform_cell
+from kagg.notebook.magics import parse_install_args, transform_cell
 from kagg.model import ConvertedFunction
-from kagg.parameters import annotation_type, docstring_help
-from kagg.sources import load_notebook
+from kagg.notebook.parameters import annotation_type, docstring_help
+from kagg.notebook.loading import load_notebook
 
 PY = {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"},
       "language_info": {"name": "python"}}

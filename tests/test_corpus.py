@@ -14,9 +14,9 @@ import nbformat
 import pytest
 
 from conftest import CORPUS, needs_corpus
-from kagg.convert import convert, convert_source
+from kagg.notebook.convert import convert, convert_source
 from kagg.errors import BadInput
-from kagg.sources import load_notebook
+from kagg.notebook.loading import load_notebook
 
 NOTHING = "refused: has nothing to serve: define a function `handler(...)`"
 NO_CODE = "refused: has no code to serve: define a function `handler(...)`"

@@ -14,7 +14,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from kagg.cli_monitor import monitor
+from kagg.cli.monitor import monitor
 from kagg.errors import KaggError
 from kagg.model import Endpoint
 from kagg.providers import register

@@ -1,4 +1,4 @@
-"""Cleaning notebooks (kagg.preprocess): outputs and editor metadata out, code and tags kept."""
+"""Cleaning notebooks (kagg.notebook.preprocess): outputs and editor metadata out, code and tags kept."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from conftest import CORPUS, needs_corpus
 from kagg.errors import OperationFailed
-from kagg.preprocess import preprocess, write_notebook
-from kagg.sources import load_notebook
+from kagg.notebook.preprocess import preprocess, write_notebook
+from kagg.notebook.loading import load_notebook
 
 
 @pytest.fixture

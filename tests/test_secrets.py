@@ -18,7 +18,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
 
 from kagg.errors import BadInput
-from kagg.secrets import RULES, Finding, SecretsFound, check_notebook, redact, scan_notebook, scan_text
+from kagg.notebook.secrets import RULES, Finding, SecretsFound, check_notebook, redact, scan_notebook, scan_text
 from tests.conftest import CORPUS, needs_corpus
 
 UP, LO, DG = string.ascii_uppercase, string.ascii_lowercase, string.digits

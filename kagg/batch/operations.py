@@ -60,8 +60,8 @@ def _derived_name(item: BatchItem) -> str:
     """The endpoint name a deploy of this item gives (explicit, else from the notebook)."""
     if item.name:
         return item.name
-    from kagg.convert import convert
-    from kagg.sources import load_notebook
+    from kagg.notebook.convert import convert
+    from kagg.notebook.loading import load_notebook
 
     return convert(load_notebook(item.notebook), entry=item.entry, name=None).name
 
@@ -131,8 +131,8 @@ class Convert(Operation):
     needs_out_dir = True
 
     def _convert(self, item: BatchItem):
-        from kagg.convert import convert
-        from kagg.sources import load_notebook
+        from kagg.notebook.convert import convert
+        from kagg.notebook.loading import load_notebook
 
         return convert(load_notebook(item.notebook), entry=item.entry, name=item.name)
 
@@ -168,7 +168,7 @@ class Download(Operation):
         return Job(item, item.label)
 
     def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
-        from kagg.sources import load_notebook
+        from kagg.notebook.loading import load_notebook
 
         step(f"fetching {job.item.notebook}")
         loaded = load_notebook(job.item.notebook)

@@ -23,6 +23,7 @@ from kagg.batch.jsonpos import array_element_lines, key_positions, line_of, skip
 from kagg.batch.values import PARSERS
 from kagg.errors import BadInput
 from kagg.model import DeployOptions
+from kagg.urls import is_url
 
 #: the columns (CSV) or keys (JSON) an item may have
 COLUMNS = ("notebook", "name", "provider", "region", "memory", "timeout", "entry", "public", "env",
@@ -128,9 +129,6 @@ class BatchSpec:
     items: list[BatchItem]
     problems: list[Problem]
 
-
-def is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
 
 
 def detect_format(path: str, given: Optional[str]) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin
 
 from kagg.errors import BadInput, OperationFailed
 from kagg.model import Endpoint
+from kagg.urls import is_url
 
 Signer = Callable[[str, str, dict, bytes], dict]
 
@@ -37,9 +38,6 @@ class Target:
             return self.headers
         return self.signer(self.method, self.url, dict(self.headers), self.body)
 
-
-def is_url(text: str) -> bool:
-    return urlsplit(text).scheme in ("http", "https")
 
 
 def base_url(url: str) -> str:

@@ -10,12 +10,12 @@ from typing import Optional
 import click
 
 from kagg.batch import FORMATS, OPERATIONS
+from kagg.cli.common import chosen_provider, provider_options, registry_of
 from kagg.errors import BadInput, KaggError, OperationFailed
 
 #: ``--parallel`` without a number
 DEFAULT_PARALLEL = 8
 _AUTO = "auto"
-SHORTHANDS = ("local", "aws", "gcp", "azure")
 
 
 class _Word(str):
@@ -40,28 +40,16 @@ class _ParallelType(click.ParamType):
         return _Word(text)
 
 
-def _registry(ctx: click.Context):
-    """The registry chosen by the top-level ``--registry`` (ctx.obj), else the default."""
-    from kagg.registry import Registry
-
-    obj = ctx.find_root().obj
-    if isinstance(obj, dict) and obj.get("registry") is not None:
-        reg = obj["registry"]
-        return reg if isinstance(reg, Registry) else Registry(reg)
-    return Registry()
-
-
-def _provider(provider: Optional[str], shorthands: dict[str, bool]) -> Optional[str]:
-    chosen = [name for name, on in shorthands.items() if on] + ([provider] if provider else [])
-    if len(set(chosen)) > 1:
-        raise BadInput(f"choose one provider, not {' and '.join(sorted(set(chosen)))}")
-    if not chosen:
+def _provider(kwargs: dict) -> Optional[str]:
+    """The default provider for rows without one; None when no option chose one."""
+    chosen = chosen_provider(kwargs, default=None)
+    if chosen is None:
         return None
     from kagg.providers import available
 
-    if chosen[0] not in available():
-        raise BadInput(f"unknown provider {chosen[0]!r}; available: {', '.join(available())}")
-    return chosen[0]
+    if chosen not in available():
+        raise BadInput(f"unknown provider {chosen!r}; available: {', '.join(available())}")
+    return chosen
 
 
 def _caps(values: tuple[str, ...]) -> dict[str, int]:
@@ -88,11 +76,7 @@ def _payload(text: Optional[str]) -> tuple[object, bool]:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Format of LIST (default: from its extension).")
 @click.option("--operation", type=click.Choice(OPERATIONS), default="deploy", show_default=True,
               help="What to do with each item.")
-@click.option("--provider", help="Default provider for items without a provider column.")
-@click.option("--local", "sh_local", is_flag=True, help="Shorthand for --provider local.")
-@click.option("--aws", "sh_aws", is_flag=True, help="Shorthand for --provider aws.")
-@click.option("--gcp", "sh_gcp", is_flag=True, hidden=True, help="Shorthand for --provider gcp.")
-@click.option("--azure", "sh_azure", is_flag=True, hidden=True, help="Shorthand for --provider azure.")
+@provider_options(help="Default provider for items without a provider column.")
 @click.option("--region", help="Default region.")
 @click.option("--memory", type=click.IntRange(min=1), help="Default memory in MB.")
 @click.option("--timeout", type=click.IntRange(min=1), help="Default timeout in seconds.")
@@ -116,9 +100,9 @@ def _payload(text: Optional[str]) -> tuple[object, bool]:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write the report (.json, .csv or .txt).")
 @click.pass_context
-def batch(ctx: click.Context, list_file, fmt, operation, provider, sh_local, sh_aws, sh_gcp, sh_azure, region,
+def batch(ctx: click.Context, list_file, fmt, operation, region,
           memory, timeout, entry, public, env_pairs, payload, force, allow_secrets, parallel, caps, retries,
-          backoff, fail_fast, resume, out_dir, as_json, report_path):
+          backoff, fail_fast, resume, out_dir, as_json, report_path, **provider_flags):
     """Deploy (or delete, convert, download, invoke) every notebook listed in LIST.
 
     LIST is a CSV file with a header (notebook, name, provider, region, memory,
@@ -153,7 +137,7 @@ def batch(ctx: click.Context, list_file, fmt, operation, provider, sh_local, sh_
     if report_path and Path(report_path).is_dir():
         raise BadInput(f"--report {report_path} is a directory; give a file name")
     overrides = Overrides(
-        provider=_provider(provider, {"local": sh_local, "aws": sh_aws, "gcp": sh_gcp, "azure": sh_azure}),
+        provider=_provider(provider_flags),
         region=region, memory=memory, timeout=timeout, entry=entry, public=public, env=env,
         payload=payload_value, has_payload=has_payload)
     run = RunOptions(parallel=DEFAULT_PARALLEL if parallel == _AUTO else (parallel or 1),
@@ -170,7 +154,7 @@ def batch(ctx: click.Context, list_file, fmt, operation, provider, sh_local, sh_
         click.echo(message, err=True)
 
     try:
-        report = run_batch(request, _registry(ctx), display_for, notice)
+        report = run_batch(request, registry_of(ctx), display_for, notice)
     except BatchInputError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 import click
 
 from kagg import __version__
+from kagg.cli.common import registry_of
 from kagg.errors import BadInput, OperationFailed
-
-if TYPE_CHECKING:
-    from kagg.registry import Registry
 
 PROGRESS_EVERY = 5.0  # seconds between plain progress lines when not on a terminal
 
@@ -27,15 +25,6 @@ def _stdout_console():
     from rich.console import Console
 
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
-
-
-def _registry(ctx: click.Context) -> Registry:
-    from kagg.registry import Registry
-
-    obj = ctx.obj
-    if isinstance(obj, dict) and isinstance(obj.get("registry"), Registry):
-        return obj["registry"]
-    return Registry()
 
 
 class _MonitorCommand(click.Command):
@@ -73,7 +62,7 @@ def history(ctx: click.Context, name: str, since: str, as_json: bool) -> None:
     from kagg.monitor.units import parse_duration
 
     window = parse_duration(since, "--since")
-    store = History(_registry(ctx).state_dir)
+    store = History(registry_of(ctx).state_dir)
     runs = store.runs(name, window)
     if as_json:
         click.echo(json.dumps(history_json(name, runs), indent=2))
@@ -136,7 +125,7 @@ def monitor(ctx: click.Context, targets: tuple[str, ...], duration: Optional[str
         from kagg.monitor.plot import require
 
         require()
-    registry = _registry(ctx)
+    registry = registry_of(ctx)
     resolved = resolve_targets(list(targets), registry)
     run = _run_with_output(resolved, options)
     _finish(run, resolved, options, registry, parsed_alerts, webhook, as_json, csv_path, plot_path,

@@ -17,7 +17,7 @@ import nbformat
 
 from kagg.atomic import write_bytes_atomic
 from kagg.errors import OperationFailed
-from kagg.sources import LoadedNotebook
+from kagg.notebook.loading import LoadedNotebook
 
 #: Notebook-level metadata that says which kernel runs the code; everything else is dropped.
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")

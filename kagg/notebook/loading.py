@@ -17,13 +17,14 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import nbformat
 
 from kagg import __version__
 from kagg.errors import BadInput, OperationFailed
 from kagg.model import Note
+from kagg.urls import is_url
 
 #: Seconds to wait for a notebook URL before giving up.
 URL_TIMEOUT = 30
@@ -50,9 +51,6 @@ class LoadedNotebook:
         """The notebook's file name, for messages (``nb.ipynb``)."""
         return _basename(self.source)
 
-
-def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
 
 
 def github_raw_url(url: str) -> str:
@@ -94,29 +92,6 @@ def parse_notebook(raw: bytes, filename: str, notes: Optional[list[Note]] = None
         if problem:
             notes.append(Note(f"the notebook does not match the nbformat schema ({problem}); loaded it anyway"))
     return nb
-
-
-def cell_source(cell: Any) -> str:
-    """A cell's source as one string, whether stored as a string or a list of lines."""
-    src = cell.get("source", "") if isinstance(cell, dict) else ""
-    if isinstance(src, list):
-        return "".join(str(part) for part in src)
-    return src if isinstance(src, str) else ""
-
-
-def cell_tags(cell: Any) -> set[str]:
-    """The cell's tags from ``metadata.tags``, lower-cased.
-
-    A list of strings is the standard form; a single string (an old or
-    hand-edited spelling) is split on commas and whitespace.
-    """
-    meta = cell.get("metadata") if isinstance(cell, dict) else None
-    tags = meta.get("tags") if isinstance(meta, dict) else None
-    if isinstance(tags, str):
-        tags = re.split(r"[,\s]+", tags)
-    if not isinstance(tags, (list, tuple)):
-        return set()
-    return {t.strip().lower() for t in tags if isinstance(t, str) and t.strip()}
 
 
 def _basename(source: str) -> str:

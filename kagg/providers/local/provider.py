@@ -2,22 +2,16 @@
 
 The server runs as a detached background process (its own session) so it
 outlives the CLI; its pid, port and log file are kept in the registry entry.
-functions-framework is Google Cloud Functions' own runtime, so the local
-endpoint behaves as the GCF one will.
+Process handling lives in :mod:`kagg.providers.local.process`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Iterator, Optional
@@ -25,87 +19,10 @@ from typing import Iterator, Optional
 from kagg.errors import BadInput, OperationFailed
 from kagg.model import Artifact, DeployOptions, Endpoint, Plan, PlanStep, utc_now
 from kagg.providers.base import Provider
+from kagg.providers.local.process import (HOST, health, last_error_line, pick_free_port, port_is_free,
+                                          process_alive, server_command, stop_process)
 
-HOST = "127.0.0.1"
-TARGET = "kagg_http"
 DEFAULT_STARTUP_TIMEOUT = 120.0
-
-
-def port_is_free(port: int) -> bool:
-    """True if nothing listens on 127.0.0.1:``port`` and we may bind it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def pick_free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def process_alive(pid: Optional[int]) -> bool:
-    """True if ``pid`` is a running functions-framework server (not a reused pid)."""
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
-        return False
-    return b"functions_framework" in cmdline
-
-
-def stop_process(pid: Optional[int], grace: float = 5.0) -> bool:
-    """Stop the server's whole process group; True if something was running."""
-    if not process_alive(pid):
-        return False
-    assert pid is not None
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)  # reap if it is our child
-            except ChildProcessError:
-                done = 0
-            if done or not process_alive(pid):
-                return True
-            time.sleep(0.05)
-    return True
-
-
-def health(url: str, timeout: float = 2.0) -> Optional[dict]:
-    """The endpoint's ``/health`` document, or None if it does not answer."""
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except (OSError, ValueError):
-        return None
-
-
-def last_error_line(log_text: str) -> str:
-    """The line of a Python traceback that says what went wrong (``ValueError: ...``)."""
-    lines = [ln.rstrip() for ln in log_text.splitlines() if ln.strip()]
-    for line in reversed(lines):
-        head = line.split(":", 1)[0].strip()
-        if (":" in line and not line.startswith(" ") and head.replace(".", "").replace("_", "").isalnum()
-                and (head.endswith(("Error", "Exception", "Exit", "Interrupt")) or "." in head)):
-            return line.strip()
-    return lines[-1].strip() if lines else "the server exited without a message"
 
 
 class LocalProvider(Provider):
@@ -201,8 +118,7 @@ class LocalProvider(Provider):
         env.update(env_extra)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("PYTHONSTARTUP", None)
-        cmd = [sys.executable, "-m", "functions_framework", "--target", TARGET,
-               "--source", str(app_dir / "main.py"), "--host", HOST, "--port", str(port)]
+        cmd = server_command(app_dir, port)
         with open(log_path, "ab") as log:
             log.write(f"--- {utc_now()} starting {app_dir.name} on port {port}\n".encode())
             log.flush()

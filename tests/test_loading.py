@@ -1,4 +1,4 @@
-"""Loading notebooks from paths and URLs (kagg.sources): what loads, and the one-line refusals."""
+"""Loading notebooks from paths and URLs (kagg.notebook.loading): what loads, and the one-line refusals."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 
 from conftest import free_port
 from kagg.errors import BadInput, OperationFailed
-from kagg.sources import cell_tags, github_raw_url, load_notebook, parse_notebook
+from kagg.notebook.cells import cell_tags
+from kagg.notebook.loading import github_raw_url, load_notebook, parse_notebook
 
 V4 = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
                  "source": ["def handler():\n", "    return 1\n"]}],
@@ -240,7 +241,7 @@ def test_blob_url_is_fetched_raw(monkeypatch):
         seen.append((request.full_url, timeout))
         raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, None)
 
-    monkeypatch.setattr("kagg.sources.urllib.request.urlopen", fake_urlopen)
+    monkeypatch.setattr("kagg.notebook.loading.urllib.request.urlopen", fake_urlopen)
     with pytest.raises(BadInput) as exc:
         load_notebook("https://github.com/o/r/blob/main/nb.ipynb")
     assert seen == [("https://raw.githubusercontent.com/o/r/main/nb.ipynb", 30)]

@@ -1,8 +1,8 @@
 """A loaded notebook to a :class:`~kagg.model.ConvertedFunction` (ARCHITECTURE.md §2).
 
-The steps, each in its own module: magics -> plain Python (:mod:`kagg.magics`),
-the serving mode and its parameters (:mod:`kagg.parameters`), requirements
-(:mod:`kagg.requirements`). This module chooses cells by tag, decides the
+The steps, each in its own module: magics -> plain Python (:mod:`kagg.notebook.magics`),
+the serving mode and its parameters (:mod:`kagg.notebook.parameters`), requirements
+(:mod:`kagg.notebook.requirements`). This module chooses cells by tag, decides the
 mode, checks that every kept cell compiles and assembles the generated source.
 Nothing in the notebook is executed.
 """
@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from kagg.errors import BadInput
-from kagg.magics import CellCode, transform_cell
+from kagg.notebook.magics import CellCode, transform_cell
 from kagg.model import ConvertedFunction, Mode, Note, Parameter, SourceInfo
-from kagg.parameters import handler_signature, parameters_cell
-from kagg.requirements import infer_requirements, local_module_files, read_requirements_file
-from kagg.sources import LoadedNotebook, cell_source, cell_tags, load_notebook
+from kagg.notebook.parameters import handler_signature, parameters_cell
+from kagg.notebook.requirements import infer_requirements, local_module_files, read_requirements_file
+from kagg.notebook.cells import cell_source, cell_tags
+from kagg.notebook.loading import LoadedNotebook, load_notebook
 
 DEFAULT_ENTRY = "handler"
 DISPLAY_IMPORT = "from kagg_runtime import display  # a no-op outside Jupyter"
