@@ -8,6 +8,18 @@ only shows a traceback with ``--debug``.
 from __future__ import annotations
 
 
+#: error codes clouds use for "slow down" or "try again" (boto3's ClientError codes and kin):
+#: the one list that both the providers' retries and ``kagg batch``'s item retries read
+TRANSIENT_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
+    "ProvisionedThroughputExceededException", "ServiceUnavailable", "ServiceUnavailableException",
+    "ServiceException", "InternalFailure", "InternalError", "InternalServerError",
+    "InternalServiceError", "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
+    "ResourceNotReadyException", "ResourceConflictException", "EC2ThrottledException",
+})
+
+
 class KaggError(Exception):
     """Base of kagg's own errors: a one-line message for the user."""
 

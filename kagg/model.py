@@ -203,7 +203,7 @@ class PlanStep:
 
 @dataclass
 class Endpoint:
-    """A deployed function as recorded in ``endpoints.json`` (ARCHITECTURE.md §5)."""
+    """A deployed function as recorded in ``endpoints.json`` (docs/architecture.md, "Registry")."""
 
     name: str
     provider: str

@@ -1,4 +1,4 @@
-"""The endpoint registry: ``endpoints.json`` (ARCHITECTURE.md §5).
+"""The endpoint registry: ``endpoints.json`` (docs/architecture.md, "Registry").
 
 Writes are atomic (temporary file in the same folder, fsync, rename) and
 serialized across threads and processes by a :mod:`filelock` lock held for the

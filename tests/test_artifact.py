@@ -1,4 +1,4 @@
-"""The deterministic artifact: same inputs, same bytes; the layout of ARCHITECTURE.md §4."""
+"""The deterministic artifact: same inputs, same bytes; the layout of docs/architecture.md, "Artifact"."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The runtime module in-process: every row of the endpoint contract (ARCHITECTURE.md §3)."""
+"""The runtime module in-process: every row of the endpoint contract (docs/architecture.md, "Endpoint contract")."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ class BatchReport:
 
     @property
     def exit_code(self) -> int:
-        """130 after Ctrl-C, 1 if any item failed or did not run, else 0 (ARCHITECTURE.md §8)."""
+        """130 after Ctrl-C, 1 if any item failed or did not run, else 0 (docs/architecture.md, "Exit codes")."""
         if self.interrupted:
             return 130
         return 1 if self.counts["failed"] or self.counts["not run"] else 0

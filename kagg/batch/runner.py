@@ -24,14 +24,7 @@ from typing import Any, Callable, Optional
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from kagg.batch.operations import Context, Job, Operation
-from kagg.errors import BadInput, KaggError
-
-#: error codes that clouds use for "slow down" or "try again" (boto3 ClientError and kin)
-TRANSIENT_CODES = {
-    "Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded",
-    "ServiceUnavailable", "ServiceUnavailableException", "InternalError", "InternalFailure",
-    "InternalServerError", "ResourceConflictException", "RequestTimeout", "SlowDown",
-}
+from kagg.errors import TRANSIENT_CODES, BadInput, KaggError
 
 
 def is_transient(exc: BaseException) -> bool:

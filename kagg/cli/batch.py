@@ -178,7 +178,7 @@ def batch(ctx: click.Context, list_file, fmt, operation, region,
 
 
 def _finish(ctx: click.Context, report, report_error: Optional[str]) -> None:
-    """Exit as ARCHITECTURE.md §8 says: 130 after Ctrl-C, 1 if an item failed, else 0."""
+    """Exit as docs/architecture.md, "Exit codes" says: 130 after Ctrl-C, 1 if an item failed, else 0."""
     if report.interrupted:
         click.echo(f"interrupted: the state is in {report.state_file}; "
                    "run the same command with --resume to do the rest", err=True)

@@ -76,7 +76,7 @@ def parse_server_timing(value: str) -> dict[str, float]:
 
 
 def read_headers(result: Result, headers: Any) -> None:
-    """Fill in what the kagg runtime reports about itself (ARCHITECTURE.md §3)."""
+    """Fill in what the kagg runtime reports about itself (docs/architecture.md, "Endpoint contract")."""
     timing = headers.get("Server-Timing")
     if timing:
         durations = parse_server_timing(timing)

@@ -1,4 +1,4 @@
-"""A loaded notebook to a :class:`~kagg.model.ConvertedFunction` (ARCHITECTURE.md §2).
+"""A loaded notebook to a :class:`~kagg.model.ConvertedFunction` (docs/architecture.md, "Notebook").
 
 The steps, each in its own module: magics -> plain Python (:mod:`kagg.notebook.magics`),
 the serving mode and its parameters (:mod:`kagg.notebook.parameters`), requirements

@@ -1,4 +1,4 @@
-"""The deterministic artifact (ARCHITECTURE.md §4): same function and options, byte-identical zip.
+"""The deterministic artifact (docs/architecture.md, "Artifact"): same function and options, byte-identical zip.
 
 Nothing here depends on the clock, the file system's order or file modes:
 entries are sorted, every timestamp is 1980-01-01, every mode 0644, the

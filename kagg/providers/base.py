@@ -1,4 +1,4 @@
-"""The provider interface (ARCHITECTURE.md §6), after AWS Chalice's planner/executor split.
+"""The provider interface (docs/architecture.md, "Providers"), after AWS Chalice's planner/executor split.
 
 ``build`` is local and deterministic, ``plan`` makes only read-only calls,
 ``apply`` makes the mutating calls. So ``--dry-run`` is ``plan`` printed, and

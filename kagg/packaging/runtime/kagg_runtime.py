@@ -1,4 +1,4 @@
-"""kagg's runtime: serves a converted notebook over the endpoint contract (ARCHITECTURE.md §3).
+"""kagg's runtime: serves a converted notebook over the endpoint contract (docs/architecture.md, "Endpoint contract").
 
 This one file is copied into every artifact and runs on every provider, so it
 uses the standard library only. A provider's entry shim turns its own request
