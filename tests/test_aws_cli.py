@@ -15,7 +15,7 @@ import pytest
 
 from aws_fixtures import HELLO, aws, fname, moto_stack, notebook_json  # noqa: F401
 from conftest import run_kagg
-from kagg.providers.aws import SID_INVOKE, SID_URL
+from kagg.providers.aws.settings import SID_INVOKE, SID_URL
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Dependencies installed for Lambda's platform (kagg/providers/aws_deps.py).
+"""Dependencies installed for Lambda's platform (kagg/providers/aws/deps.py).
 
 One test installs a real wheel (six) through pip, as a user's build would; the
 sdist paths use packages the test builds itself, offered with ``--no-index
@@ -18,9 +18,9 @@ import pytest
 from aws_fixtures import FAST, deps_cache, hello_function  # noqa: F401
 from kagg.errors import BadInput
 from kagg.model import DeployOptions
-from kagg.providers import aws_deps
+from kagg.providers.aws import deps as aws_deps
 from kagg.providers.aws import AWSProvider
-from kagg.providers.aws_deps import Platform, package_sizes, vendor
+from kagg.providers.aws.deps import Platform, package_sizes, vendor
 
 USES_SIX = '''\
 import six

@@ -19,7 +19,8 @@ from aws_fixtures import FAST, HELLO, aws, fname, hello_function, moto_stack  # 
 from kagg.errors import BadInput, OperationFailed
 from kagg.model import DeployOptions, Endpoint
 from kagg.providers import get_provider
-from kagg.providers.aws import ROLE_NAME, SID_INVOKE, SID_URL, AWSProvider
+from kagg.providers.aws import AWSProvider
+from kagg.providers.aws.settings import ROLE_NAME, SID_INVOKE, SID_URL
 
 CHANGED = HELLO.replace("hello ", "hi ")
 
@@ -439,7 +440,8 @@ def test_sign_verifies_with_botocore(provider):
 def test_importing_the_provider_does_not_import_boto3():
     import subprocess
 
-    code = "import sys, kagg.providers.aws; print('boto3' in sys.modules or 'botocore' in sys.modules)"
+    code = ("import sys; from kagg.providers.aws import AWSProvider; "
+            "print('boto3' in sys.modules or 'botocore' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(ROOT))
     assert out.stdout.strip() == "False"

@@ -1,11 +1,11 @@
-"""Which AWS errors kagg retries, and how it words the others (kagg/providers/aws_retry.py)."""
+"""Which AWS errors kagg retries, and how it words the others (kagg/providers/aws/retry.py)."""
 
 from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
-from kagg.providers.aws_retry import AWSCallFailed, RetryPolicy, call, describe_failure, is_transient
+from kagg.providers.aws.retry import AWSCallFailed, RetryPolicy, call, describe_failure, is_transient
 
 
 def client_error(code: str, message: str = "m", status: int = 400, operation: str = "CreateFunction") -> ClientError:

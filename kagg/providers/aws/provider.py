@@ -1,0 +1,243 @@
+"""The AWS provider: Lambda behind a function URL, glued from this package's parts.
+
+``plan`` = :mod:`.remote` (read what exists) + :mod:`.planner` (decide, pure);
+``apply`` = :mod:`.executor` (replay the calls). The class itself holds the
+boto3 session and clients, checks options, builds the zip and deletes.
+boto3 is imported inside methods: ``kagg --help`` and the local provider never
+load it.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import asdict
+from typing import Any, Iterator, Optional
+
+import kagg
+from kagg.errors import BadInput
+from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Plan, utc_now
+from kagg.providers.aws import deps, executor, planner, remote, settings, signing
+from kagg.providers.aws.planner import ArtifactInfo, Call
+from kagg.providers.aws.retry import RetryPolicy, call, client_config
+from kagg.providers.aws.settings import (CREDENTIAL_WAYS, DEFAULT_ARCH, DEFAULT_RUNTIME, MAX_UNZIPPED_BYTES,
+                                         NO_CREDENTIALS, NO_REGION, ROLE_NAME, TAG, Settings)
+from kagg.providers.base import Provider
+
+
+class AWSProvider(Provider):
+    """Deploys an artifact as a Lambda function with a function URL (payload format 2.0)."""
+
+    name = "aws"
+    shims = ("lambda",)
+    name_pattern = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+    name_rule = "1-64 characters: letters, digits, '-' and '_' (the rule for Lambda function names)"
+
+    def __init__(self, state_dir=None):
+        super().__init__(state_dir)
+        self._lock = threading.RLock()
+        self._session: Any = None
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    # -- boto3, lazily -------------------------------------------------------------------------
+    def session(self) -> Any:
+        """One boto3 session per provider (the standard credential chain, read once)."""
+        with self._lock:
+            if self._session is None:
+                try:
+                    import boto3
+                    from botocore.exceptions import BotoCoreError
+                except ModuleNotFoundError:
+                    raise BadInput("the aws provider needs boto3, which is not installed; "
+                                   "run: pip install 'kagg[aws]'") from None
+                try:
+                    self._session = boto3.Session()
+                except BotoCoreError as exc:
+                    raise BadInput(f"AWS configuration cannot be used: {exc}; check AWS_PROFILE and ~/.aws/config")
+            return self._session
+
+    def client(self, service: str, region: str) -> Any:
+        with self._lock:
+            key = (service, region)
+            if key not in self._clients:
+                self._clients[key] = self.session().client(
+                    service, region_name=region, config=client_config(f"kagg/{kagg.__version__}"))
+            return self._clients[key]
+
+    # -- checks ----------------------------------------------------------------------------------
+    def validate_options(self, options: DeployOptions) -> None:
+        """Every value checked locally, then the region and the presence of credentials. No call."""
+        settings.check_options(options)
+        self._region(options)
+        self.check_credentials()
+
+    def check_credentials(self) -> None:
+        """BadInput naming the standard ways when the chain finds nothing (no call is made)."""
+        session = self.session()  # first: says how to install boto3 when it is missing
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            credentials = session.get_credentials()
+        except BotoCoreError as exc:
+            raise BadInput(f"AWS credentials cannot be loaded ({exc}); {CREDENTIAL_WAYS}")
+        if credentials is None:
+            raise BadInput(NO_CREDENTIALS)
+
+    def _region(self, options: DeployOptions, current: Optional[Endpoint] = None) -> str:
+        session = self.session()
+        region = settings.choose_region(options, current, session.region_name, known_regions(session))
+        if not region:
+            raise BadInput(NO_REGION)
+        return region
+
+    def settings(self, options: DeployOptions, current: Optional[Endpoint] = None) -> Settings:
+        return Settings.from_options(options, self._region(options, current))
+
+    # -- build -------------------------------------------------------------------------------------
+    def build(self, function: ConvertedFunction, options: DeployOptions) -> Artifact:
+        """The Lambda zip, with the requirements installed for Lambda's platform; size-checked."""
+        from kagg.packaging.builder import build_artifact
+
+        settings.check_platform(options)
+        extra = options.extra or {}
+        limit = int(extra.get("max_unzipped_bytes", MAX_UNZIPPED_BYTES))
+        platform = deps.Platform(options.runtime or DEFAULT_RUNTIME, options.arch or DEFAULT_ARCH)
+        vendor_dir = None
+        packages: list[tuple[str, int]] = []
+        if any(r.strip() for r in function.requirements):
+            vendored = deps.vendor(function.requirements, platform, cache_root=extra.get("cache_dir"),
+                                   pip_args=list(extra.get("pip_args", ())))
+            packages = vendored.packages
+            if vendored.size > limit:  # refuse before spending time on a zip that cannot be used
+                raise settings.too_big(vendored.size, limit, packages)
+            vendor_dir = vendored.path
+        out_dir = self.state_dir / "artifacts" / "aws" / f"{platform.runtime}-{platform.arch}"
+        artifact = build_artifact(function, provider=self.name, shims=self.shims, out_dir=out_dir,
+                                  vendor_dir=vendor_dir)
+        if artifact.unzipped_size > limit:
+            raise settings.too_big(artifact.unzipped_size, limit, packages)
+        return artifact
+
+    # -- plan and apply ----------------------------------------------------------------------------
+    def plan(self, artifact: Artifact, current: Optional[Endpoint], options: DeployOptions) -> Plan:
+        """Read what is deployed and list, in order, the calls that would bring it to ``options``."""
+        self.validate_options(options)
+        s = self.settings(options, current)
+        policy = RetryPolicy.from_extra(options.extra or {})
+        name = (current.provider_data.get("function_name") if current else None) or artifact.function.name
+        info = ArtifactInfo.of(artifact, name)
+        state = remote.read_state(self.client, self.session().get_partition_for_region(s.region), s, name,
+                                  info, policy)
+        if state.function is not None and current is None and state.tags.get(TAG) != name:
+            raise BadInput(f"a Lambda function named {name!r} already exists in {s.region} and was not "
+                           f"deployed by kagg; choose another name with --name")
+        calls = planner.plan_calls(info, s, state)
+        data: dict[str, Any] = {
+            "region": s.region, "function_name": name, "settings": asdict(s), "code_sha256": info.code_sha256,
+            "code_location": planner.code_location(info, s, state), "role_arn": planner.role_arn(s, state),
+            "role_created_by_kagg": not s.role, "function_exists": state.function is not None,
+            "function_arn": state.function["FunctionArn"] if state.function else None,
+            "url": state.url["FunctionUrl"] if state.function is not None and state.url else None,
+            "calls": [asdict(c) for c in calls]}
+        return Plan(provider=self.name, name=artifact.function.name, artifact=artifact, current=current,
+                    options=options, steps=[c.step() for c in calls],
+                    unchanged=planner.is_unchanged(calls, state), data=data)
+
+    def apply(self, plan: Plan) -> Endpoint:
+        """Make the plan's calls in order (retrying transient errors) and describe the result."""
+        if plan.options.dry_run:
+            raise ValueError("apply() called for a dry run")
+        data = plan.data
+        s = Settings(**data["settings"])
+        policy = RetryPolicy.from_extra(plan.options.extra or {})
+        name = data["function_name"]
+        outcome = executor.execute([Call(**spec) for spec in data["calls"]], self.client, s.region, policy,
+                                   plan.artifact.path.read_bytes,
+                                   executor.Outcome(data.get("role_arn"), data.get("function_arn"), data.get("url")))
+        if not outcome.function_arn or not outcome.url:
+            lam = self.client("lambda", s.region)
+            outcome.function_arn = call(lam.get_function, policy, FunctionName=name)["Configuration"]["FunctionArn"]
+            outcome.url = call(lam.get_function_url_config, policy, FunctionName=name)["FunctionUrl"]
+        function, current = plan.artifact.function, plan.current
+        return Endpoint(
+            name=plan.name, provider=self.name, url=outcome.url,
+            auth="none" if s.public else "aws_iam", region=s.region,
+            source={"path": function.source.path, "sha256": function.source.sha256},
+            artifact_sha256=plan.artifact.sha256,
+            created_at=current.created_at if current is not None else utc_now(),
+            updated_at=utc_now(),
+            provider_data={
+                "function_name": name, "function_arn": outcome.function_arn, "role_arn": outcome.role_arn,
+                "role_created_by_kagg": data.get("role_created_by_kagg", False),
+                "url_auth_type": s.auth_type, "runtime": s.runtime, "arch": s.arch, "memory": s.memory,
+                "timeout": s.timeout, "env_keys": sorted(s.env), "code_sha256": data["code_sha256"],
+                "code_location": data.get("code_location"),
+            })
+
+    # -- delete ------------------------------------------------------------------------------------
+    def delete(self, endpoint: Endpoint, options: Optional[DeployOptions] = None) -> list[str]:
+        """Remove the function URL and the function (and with ``purge_role`` kagg's shared role)."""
+        options = options or DeployOptions()
+        policy = RetryPolicy.from_extra(options.extra or {})
+        self.check_credentials()
+        data = endpoint.provider_data or {}
+        region = endpoint.region or self._region(options)
+        name = data.get("function_name") or endpoint.name
+        lam = self.client("lambda", region)
+        warnings: list[str] = []
+        call(lam.delete_function_url_config, policy, missing_ok=True, FunctionName=name)
+        if call(lam.delete_function, policy, missing_ok=True, FunctionName=name) is None:
+            warnings.append(f"Lambda function {name} was already gone from {region}; removed it from the registry")
+        location = data.get("code_location")
+        if location:
+            s3 = self.client("s3", region)
+            call(s3.delete_object, policy, missing_ok=True, Bucket=location["bucket"], Key=location["key"])
+        if (options.extra or {}).get("purge_role"):
+            warnings += self._purge_role(data, region, policy)
+        return warnings
+
+    def _purge_role(self, data: dict, region: str, policy: RetryPolicy) -> list[str]:
+        if not data.get("role_created_by_kagg", True):
+            return [f"role {data.get('role_arn')} was given with --role; kagg leaves it in place"]
+        lam = self.client("lambda", region)
+        users = []
+        for page in lam.get_paginator("list_functions").paginate():
+            users += [f["FunctionName"] for f in page.get("Functions", [])
+                      if f.get("Role", "").endswith(f":role/{ROLE_NAME}")]
+        if users:
+            return [f"role {ROLE_NAME} kept: still used by {', '.join(sorted(users))}"]
+        iam = self.client("iam", region)
+        attached = call(iam.list_attached_role_policies, policy, missing_ok=True, RoleName=ROLE_NAME)
+        if attached is None:
+            return [f"role {ROLE_NAME} was already gone"]
+        for p in attached.get("AttachedPolicies", []):
+            call(iam.detach_role_policy, policy, missing_ok=True, RoleName=ROLE_NAME, PolicyArn=p["PolicyArn"])
+        call(iam.delete_role, policy, missing_ok=True, RoleName=ROLE_NAME)
+        return []
+
+    # -- calling -----------------------------------------------------------------------------------
+    def sign(self, endpoint: Endpoint, method: str, url: str, headers: dict[str, str],
+             body: bytes) -> dict[str, str]:
+        """SigV4 for ``AWS_IAM`` function URLs, from the same credential chain; others unchanged."""
+        if (endpoint.auth or "none").lower() == "none":
+            return dict(headers)
+        session = self.session()
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise BadInput(NO_CREDENTIALS)
+        region = endpoint.region or session.region_name or "us-east-1"
+        return signing.sign_request(credentials, region, method, url, headers, body)
+
+    def logs(self, endpoint: Endpoint, follow: bool = False) -> Iterator[str]:
+        """The function's CloudWatch log lines of the last hour; with ``follow``, new ones as they come."""
+        region = endpoint.region or self.session().region_name
+        name = (endpoint.provider_data or {}).get("function_name") or endpoint.name
+        yield from signing.log_lines(self.client("logs", region), name, follow)
+
+
+def known_regions(session: Any) -> set[str]:
+    """Every region botocore's partition data lists for Lambda (all partitions)."""
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("lambda", partition_name=partition))
+    return regions
