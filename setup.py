@@ -24,6 +24,8 @@ extras["test"] = sorted(set(extras["all"]) | {
     "moto[server,awslambda,iam,s3]>=5.0",
     "azure-functions>=1.18",
     "pandas>=2.0",
+    "papermill>=2.5",  # script mode is tested side by side with papermill executing the same notebook
+    "ipykernel>=6",
 })
 
 setup(
