@@ -4,8 +4,10 @@ boto3 is pointed at the proxy with ``AWS_ENDPOINT_URL`` (the code path a user
 runs); the proxy forwards to moto and logs each call as (service, action,
 mutating), so a test can say "no UpdateFunctionCode was sent" or "a dry run
 sent only reads". It can also answer the next mutating calls with 429/500 or a
-dropped connection, and answer a chosen action with a 403 AccessDenied, the
-way AWS does, to exercise kagg's retry policy and its error messages.
+dropped connection, answer a chosen action with a 403 AccessDenied (or any
+error) the way AWS does, or forward a request to moto and then drop the reply
+("accepted but reply lost"), to exercise kagg's retry policy and its error
+messages.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from kagg.model import ConvertedFunction, Parameter, SourceInfo
 
 ACCOUNT = "123456789012"
 _HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "upgrade"}
-_CREDENTIAL = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+_CREDENTIAL = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/")
 
 
 # -- what a request is --------------------------------------------------------------------------------
@@ -80,6 +82,9 @@ class Seen:
     mutating: bool
     status: int = 0
     injected: bool = False
+    region: str = "?"
+    #: False when the proxy answered (or dropped) the request itself and moto never saw it
+    forwarded: bool = True
 
 
 @dataclass
@@ -91,6 +96,10 @@ class Faults:
     deny: set[str] = field(default_factory=set)  # actions answered 403 AccessDenied
     #: action -> [status, error code, message, how many times]: AWS's answer to a bad request
     reject: dict[str, list] = field(default_factory=dict)
+    #: (action, region) -> [status, error code, message, how many times]: the same, in one region only
+    reject_in: dict[tuple[str, str], list] = field(default_factory=dict)
+    #: action -> how many times: forwarded to moto, which acts on it, then the reply is dropped
+    lose_reply: dict[str, int] = field(default_factory=dict)
 
 
 class FaultProxy:
@@ -147,10 +156,15 @@ class FaultProxy:
     def count(self, action: str) -> int:
         return self.actions().count(action)
 
+    def reached_moto(self, action: str) -> int:
+        """How many ``service:Action`` requests moto itself received (and so acted on)."""
+        with self.lock:
+            return sum(1 for s in self.log if f"{s.service}:{s.action}" == action and s.forwarded)
+
     # -- the proxy itself ----------------------------------------------------------------------------
     def classify(self, method: str, path: str, query: str, headers, body: bytes) -> tuple[str, str, bool]:
         match = _CREDENTIAL.search(headers.get("Authorization", ""))
-        service = match.group(1) if match else "?"
+        service = match.group(2) if match else "?"
         action = None
         if headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             action = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"))).get("Action")
@@ -167,18 +181,28 @@ class FaultProxy:
         if parsed.path.startswith("/moto-api"):
             return self._forward(h, body, None)
         service, action, mutating = self.classify(h.command, parsed.path, parsed.query, h.headers, body)
-        seen = Seen(service, action, h.command, parsed.path, mutating)
+        match = _CREDENTIAL.search(h.headers.get("Authorization", ""))
+        seen = Seen(service, action, h.command, parsed.path, mutating, region=match.group(1) if match else "?")
         with self.lock:
             self.log.append(seen)
             inject = None
+            rejection = self.faults.reject_in.get((action, seen.region)) or self.faults.reject.get(action)
             if action in self.faults.deny:
                 inject = "deny"
-            elif self.faults.reject.get(action, [0, "", "", 0])[3] > 0:
-                self.faults.reject[action][3] -= 1
+            elif rejection is not None and rejection[3] > 0:
+                rejection[3] -= 1
                 inject = "reject"
+            elif self.faults.lose_reply.get(action, 0) > 0:
+                self.faults.lose_reply[action] -= 1
+                inject = "lose"
             elif mutating and self.faults.mutating_failures > 0:
                 self.faults.mutating_failures -= 1
                 inject = "fail"
+            if inject in ("deny", "reject", "fail"):
+                seen.forwarded = False
+        if inject == "lose":
+            seen.injected = True
+            return self._forward(h, body, seen, drop_reply=True)
         if inject == "deny":
             seen.injected, seen.status = True, 403
             return self._error(h, service, 403, "AccessDeniedException" if service == "lambda" else "AccessDenied",
@@ -186,27 +210,31 @@ class FaultProxy:
                                f"{service}:{action} on resource: * because no identity-based policy allows "
                                f"the {service}:{action} action")
         if inject == "reject":
-            status, code, message, _ = self.faults.reject[action]
+            status, code, message, _ = rejection
             seen.injected, seen.status = True, status
             return self._error(h, service, status, code, message)
         if inject == "fail":
             seen.injected, seen.status = True, self.faults.failure_status
             if self.faults.failure_status == 0:  # a connection reset: no answer at all
-                h.close_connection = True
-                try:
-                    import socket
-
-                    h.connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                return None
+                return self._drop(h)
             status = self.faults.failure_status
             code = {429: "TooManyRequestsException" if service == "lambda" else "Throttling"}.get(
                 status, "ServiceException" if service == "lambda" else "ServiceUnavailable")
             return self._error(h, service, status, code, "Rate exceeded" if status == 429 else "Internal error")
         self._forward(h, body, seen)
 
-    def _forward(self, h: BaseHTTPRequestHandler, body: bytes, seen: Optional[Seen]) -> None:
+    @staticmethod
+    def _drop(h: BaseHTTPRequestHandler) -> None:
+        """Close the connection without an answer."""
+        import socket
+
+        h.close_connection = True
+        try:
+            h.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _forward(self, h: BaseHTTPRequestHandler, body: bytes, seen: Optional[Seen], drop_reply: bool = False) -> None:
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         headers = {k: v for k, v in h.headers.items() if k.lower() not in _HOP}
         conn.request(h.command, h.path, body=body if body or h.command in ("POST", "PUT", "PATCH") else None,
@@ -216,6 +244,8 @@ class FaultProxy:
         conn.close()
         if seen is not None:
             seen.status = resp.status
+        if drop_reply:  # moto acted on the request; its answer never reaches the client
+            return self._drop(h)
         h.send_response(resp.status)
         for k, v in resp.getheaders():
             if k.lower() not in _HOP and k.lower() != "content-length":

@@ -125,3 +125,35 @@ def test_time_bound_stops_before_the_attempts():
 def test_policy_from_extra():
     policy = RetryPolicy.from_extra({"retry_attempts": "3", "retry_base": 0.1, "waiter_delay": 5})
     assert (policy.attempts, policy.base, policy.waiter_delay, policy.cap) == (3, 0.1, 5, RetryPolicy.cap)
+
+
+def test_a_lost_reply_is_read_back_before_the_call_is_repeated():
+    client = FakeClient([ReadTimeoutError(endpoint_url="u")])
+    asked = []
+    result = call(client.create_function, FAST, recover=lambda: asked.append(1) or {"found": True})
+    assert result == {"found": True} and client.calls == 1 and asked == [1]
+
+
+def test_a_lost_reply_with_nothing_made_is_repeated():
+    client = FakeClient([ConnectionClosedError(endpoint_url="u")])
+    assert call(client.create_function, FAST, recover=lambda: None, FunctionName="f") == {"ok": {"FunctionName": "f"}}
+    assert client.calls == 2
+
+
+def test_a_request_never_sent_is_repeated_without_reading():
+    client = FakeClient([EndpointConnectionError(endpoint_url="u")])
+    asked = []
+    call(client.create_function, FAST, recover=lambda: asked.append(1))
+    assert client.calls == 2 and asked == []
+
+
+def test_already_exists_with_the_thing_there_is_success():
+    client = FakeClient([client_error("EntityAlreadyExists", "Role with name r already exists.", 409)])
+    assert call(client.create_function, FAST, recover=lambda: {"Role": {"Arn": "a"}}) == {"Role": {"Arn": "a"}}
+
+
+def test_already_exists_without_recovery_stays_an_error():
+    client = FakeClient([client_error("ResourceConflictException", "Function already exist: f", 409)])
+    with pytest.raises(AWSCallFailed, match="already exist"):
+        call(client.create_function, FAST, recover=lambda: None)
+    assert client.calls == 1

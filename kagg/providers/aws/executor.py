@@ -5,6 +5,10 @@ the ARN of a role made a moment ago), makes each call through the retry
 policy, and runs botocore's waiters for the "(read)" steps. What the calls
 return that the registry needs (role and function ARNs, the URL) comes back
 as an :class:`Outcome`.
+
+A create whose answer was lost, or that meets "already exists" (a parallel
+batch on a fresh account: every item planned CreateRole), is not an error
+when what it would have made is there: :func:`recovery` reads it back.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from kagg.errors import OperationFailed
 from kagg.providers.aws.planner import ROLE_ARN, ZIP, Call
-from kagg.providers.aws.remote import ClientFor
+from kagg.providers.aws.remote import ClientFor, policy_sids
 from kagg.providers.aws.retry import AWSCallFailed, RetryPolicy, call
 
 log = logging.getLogger("kagg.aws")
@@ -31,16 +35,23 @@ class Outcome:
 
 
 def execute(calls: list[Call], client: ClientFor, region: str, policy: RetryPolicy,
-            read_zip: Callable[[], bytes], outcome: Outcome) -> Outcome:
-    """Make ``calls`` in order; ``outcome`` starts with what the plan already knew."""
+            read_zip: Callable[[], bytes], outcome: Outcome, code_sha256: str) -> Outcome:
+    """Make ``calls`` in order; ``outcome`` starts with what the plan already knew.
+
+    ``code_sha256`` (Lambda's spelling of the zip's sha256) tells a function this
+    deploy created from one someone else did.
+    """
     values: dict[str, Any] = {ROLE_ARN: outcome.role_arn}
     for c in calls:
+        api = client(c.service, region)
         if c.waiter:
-            wait(c, client(c.service, region), policy)
+            wait(c, api, policy)
             continue
         if ZIP in placeholders(c.kwargs) and ZIP not in values:
             values[ZIP] = read_zip()
-        result = call(getattr(client(c.service, region), snake(c.operation)), policy, **fill(c.kwargs, values))
+        kwargs = fill(c.kwargs, values)
+        result = call(getattr(api, snake(c.operation)), policy, recover=recovery(c, api, policy, code_sha256),
+                      **kwargs)
         log.info("aws: %s done", c.action)
         if c.operation == "CreateRole":
             values[ROLE_ARN] = outcome.role_arn = result["Role"]["Arn"]
@@ -49,6 +60,40 @@ def execute(calls: list[Call], client: ClientFor, region: str, policy: RetryPoli
         elif c.operation in ("CreateFunctionUrlConfig", "UpdateFunctionUrlConfig"):
             outcome.url = result.get("FunctionUrl") or outcome.url
     return outcome
+
+
+def recovery(c: Call, api: Any, policy: RetryPolicy, code_sha256: str) -> Optional[Callable[[], Any]]:
+    """For a create, a read that returns what the create would have returned if its effect is
+    there (and None if not); None for calls that are safe to repeat as they are."""
+    kw = c.kwargs
+    if c.operation == "CreateRole":
+        return lambda: call(api.get_role, policy, missing_ok=True, RoleName=kw["RoleName"])
+
+    if c.operation == "CreateFunction":
+        def function() -> Optional[dict]:
+            found = call(api.get_function, policy, missing_ok=True, FunctionName=kw["FunctionName"])
+            if found is None or found["Configuration"].get("CodeSha256") != code_sha256:
+                return None
+            wanted = kw.get("Tags") or {}
+            tags = found.get("Tags") or {}
+            return found["Configuration"] if all(tags.get(k) == v for k, v in wanted.items()) else None
+        return function
+
+    if c.operation == "CreateFunctionUrlConfig":
+        def url() -> Optional[dict]:
+            found = call(api.get_function_url_config, policy, missing_ok=True, FunctionName=kw["FunctionName"])
+            return found if found is not None and found.get("AuthType") == kw["AuthType"] else None
+        return url
+
+    if c.operation == "AddPermission":
+        def permission() -> Optional[dict]:
+            found = call(api.get_policy, policy, missing_ok=True, FunctionName=kw["FunctionName"])
+            return {"Statement": kw["StatementId"]} if kw["StatementId"] in policy_sids(found) else None
+        return permission
+
+    if c.operation == "CreateBucket":
+        return lambda: call(api.head_bucket, policy, missing_ok=True, Bucket=kw["Bucket"])
+    return None
 
 
 def wait(c: Call, client: Any, policy: RetryPolicy) -> None:

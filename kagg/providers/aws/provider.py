@@ -153,7 +153,8 @@ class AWSProvider(Provider):
         name = data["function_name"]
         outcome = executor.execute([Call(**spec) for spec in data["calls"]], self.client, s.region, policy,
                                    plan.artifact.path.read_bytes,
-                                   executor.Outcome(data.get("role_arn"), data.get("function_arn"), data.get("url")))
+                                   executor.Outcome(data.get("role_arn"), data.get("function_arn"), data.get("url")),
+                                   data["code_sha256"])
         if not outcome.function_arn or not outcome.url:
             lam = self.client("lambda", s.region)
             outcome.function_arn = call(lam.get_function, policy, FunctionName=name)["Configuration"]["FunctionArn"]

@@ -7,6 +7,11 @@ propagated to Lambda) are retried with tenacity — exponential backoff with
 full jitter, bounded in attempts and in time; anything else stops at once and
 becomes an :class:`AWSCallFailed` whose message is one line naming the missing
 permission or the rejected value.
+
+A mutating call whose reply was lost (a read timeout, a connection dropped
+after the request went out) may have been made: before repeating it, the
+caller's ``recover`` reads whether it was, so a create is not sent twice and
+"already exists" is not taken for a failure.
 """
 
 from __future__ import annotations
@@ -18,17 +23,7 @@ from typing import Any, Callable, Optional
 from tenacity import (Retrying, retry_if_exception, stop_after_attempt, stop_after_delay,
                       wait_random_exponential)
 
-from kagg.errors import OperationFailed
-
-#: error codes AWS uses for throttling and its own failures
-TRANSIENT_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "SlowDown",
-    "ProvisionedThroughputExceededException", "ServiceUnavailable", "ServiceUnavailableException",
-    "ServiceException", "InternalFailure", "InternalError", "InternalServerError",
-    "InternalServiceError", "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
-    "ResourceNotReadyException", "ResourceConflictException", "EC2ThrottledException",
-})
+from kagg.errors import TRANSIENT_CODES, OperationFailed
 
 #: codes that mean "it is not there"; callers may ask for None instead of an error
 MISSING_CODES = frozenset({
@@ -159,12 +154,38 @@ def describe_failure(exc: BaseException, operation: str, service: str, gave_up: 
     return AWSCallFailed(text, code=code, operation=operation, transient=gave_up)
 
 
+def is_ambiguous(exc: BaseException) -> bool:
+    """True when the request may have reached AWS but its answer did not come back.
+
+    A read timeout or a connection dropped mid-call; not a connection that was
+    never made (refused, unreachable, a connect timeout), which sent nothing.
+    """
+    from botocore.exceptions import ConnectionError, HTTPClientError
+
+    return isinstance(exc, HTTPClientError) and not isinstance(exc, ConnectionError)
+
+
+def already_exists(exc: BaseException) -> bool:
+    """AWS's "it is there already", in its several spellings."""
+    code = error_code(exc)
+    if code in ("EntityAlreadyExists", "BucketAlreadyOwnedByYou", "ResourceAlreadyExistsException"):
+        return True
+    return code == "ResourceConflictException" and "exist" in _message(exc).lower()
+
+
 def call(fn: Callable[..., Any], policy: RetryPolicy, *, missing_ok: bool = False,
-         on_retry: Optional[Callable[[BaseException], None]] = None, **kwargs: Any) -> Any:
+         on_retry: Optional[Callable[[BaseException], None]] = None,
+         recover: Optional[Callable[[], Any]] = None, **kwargs: Any) -> Any:
     """Call ``fn(**kwargs)`` (a boto3 client method), retrying transient errors.
 
     ``missing_ok`` turns "not found" into ``None``, for the read-only look-ups of
     a plan and for deletes of things that may already be gone.
+
+    ``recover`` (for mutating calls) reads whether the call's effect is already
+    there, returning what the call would have returned, or None. It is asked
+    before a call whose answer was lost is repeated, and when the call fails with
+    "already exists" (another process made it first, or an earlier attempt did):
+    a non-None answer is the call's result.
     """
     operation, service = _names(fn)
     attempts = 0
@@ -172,6 +193,16 @@ def call(fn: Callable[..., Any], policy: RetryPolicy, *, missing_ok: bool = Fals
     def before_sleep(state: Any) -> None:
         if on_retry is not None and state.outcome is not None:
             on_retry(state.outcome.exception())
+
+    def attempt_once() -> Any:
+        try:
+            return fn(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - only asked whether the effect is there
+            if recover is not None and (is_ambiguous(exc) or already_exists(exc)):
+                found = recover()
+                if found is not None:
+                    return found
+            raise
 
     retrying = Retrying(
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
@@ -184,7 +215,7 @@ def call(fn: Callable[..., Any], policy: RetryPolicy, *, missing_ok: bool = Fals
         for attempt in retrying:
             with attempt:
                 attempts = attempt.retry_state.attempt_number
-                return fn(**kwargs)
+                return attempt_once()
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line below
         from botocore.exceptions import BotoCoreError, ClientError
 
