@@ -1,8 +1,9 @@
 """The AWS provider: Lambda behind a function URL, glued from this package's parts.
 
 ``plan`` = :mod:`.remote` (read what exists) + :mod:`.planner` (decide, pure);
-``apply`` = :mod:`.executor` (replay the calls). The class itself holds the
-boto3 session and clients, checks options, builds the zip and deletes.
+``apply`` = :mod:`.executor` (replay the calls); boto3 sessions and clients
+come from :mod:`.clients`, shared by every instance. The class itself checks
+options, builds the zip and deletes.
 boto3 is imported inside methods: ``kagg --help`` and the local provider never
 load it.
 """
@@ -10,16 +11,14 @@ load it.
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import asdict
 from typing import Any, Iterator, Optional
 
-import kagg
 from kagg.errors import BadInput
 from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Plan, utc_now
-from kagg.providers.aws import deps, executor, planner, remote, settings, signing
+from kagg.providers.aws import clients, deps, executor, planner, remote, settings, signing
 from kagg.providers.aws.planner import ArtifactInfo, Call
-from kagg.providers.aws.retry import RetryPolicy, call, client_config
+from kagg.providers.aws.retry import RetryPolicy, call
 from kagg.providers.aws.settings import (CREDENTIAL_WAYS, DEFAULT_ARCH, DEFAULT_RUNTIME, MAX_UNZIPPED_BYTES,
                                          NO_CREDENTIALS, NO_REGION, ROLE_NAME, TAG, Settings)
 from kagg.providers.base import Provider
@@ -33,36 +32,12 @@ class AWSProvider(Provider):
     name_pattern = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
     name_rule = "1-64 characters: letters, digits, '-' and '_' (the rule for Lambda function names)"
 
-    def __init__(self, state_dir=None):
-        super().__init__(state_dir)
-        self._lock = threading.RLock()
-        self._session: Any = None
-        self._clients: dict[tuple[str, str], Any] = {}
-
-    # -- boto3, lazily -------------------------------------------------------------------------
-    def session(self) -> Any:
-        """One boto3 session per provider (the standard credential chain, read once)."""
-        with self._lock:
-            if self._session is None:
-                try:
-                    import boto3
-                    from botocore.exceptions import BotoCoreError
-                except ModuleNotFoundError:
-                    raise BadInput("the aws provider needs boto3, which is not installed; "
-                                   "run: pip install 'kagg[aws]'") from None
-                try:
-                    self._session = boto3.Session()
-                except BotoCoreError as exc:
-                    raise BadInput(f"AWS configuration cannot be used: {exc}; check AWS_PROFILE and ~/.aws/config")
-            return self._session
+    # -- boto3, lazily: one session and its clients per process and environment (see .clients) ----
+    def shared(self) -> clients.Shared:
+        return clients.shared()
 
     def client(self, service: str, region: str) -> Any:
-        with self._lock:
-            key = (service, region)
-            if key not in self._clients:
-                self._clients[key] = self.session().client(
-                    service, region_name=region, config=client_config(f"kagg/{kagg.__version__}"))
-            return self._clients[key]
+        return clients.shared().client(service, region)
 
     # -- checks ----------------------------------------------------------------------------------
     def validate_options(self, options: DeployOptions) -> None:
@@ -73,19 +48,19 @@ class AWSProvider(Provider):
 
     def check_credentials(self) -> None:
         """BadInput naming the standard ways when the chain finds nothing (no call is made)."""
-        session = self.session()  # first: says how to install boto3 when it is missing
+        aws = self.shared()  # first: says how to install boto3 when it is missing
         from botocore.exceptions import BotoCoreError
 
         try:
-            credentials = session.get_credentials()
+            credentials = aws.credentials()
         except BotoCoreError as exc:
             raise BadInput(f"AWS credentials cannot be loaded ({exc}); {CREDENTIAL_WAYS}")
         if credentials is None:
             raise BadInput(NO_CREDENTIALS)
 
     def _region(self, options: DeployOptions, current: Optional[Endpoint] = None) -> str:
-        session = self.session()
-        region = settings.choose_region(options, current, session.region_name, known_regions(session))
+        aws = self.shared()
+        region = settings.choose_region(options, current, aws.region_name, aws.regions("lambda"))
         if not region:
             raise BadInput(NO_REGION)
         return region
@@ -126,8 +101,7 @@ class AWSProvider(Provider):
         policy = RetryPolicy.from_extra(options.extra or {})
         name = (current.provider_data.get("function_name") if current else None) or artifact.function.name
         info = ArtifactInfo.of(artifact, name)
-        state = remote.read_state(self.client, self.session().get_partition_for_region(s.region), s, name,
-                                  info, policy)
+        state = remote.read_state(self.client, self.shared().partition_for(s.region), s, name, info, policy)
         if state.function is not None and current is None and state.tags.get(TAG) != name:
             raise BadInput(f"a Lambda function named {name!r} already exists in {s.region} and was not "
                            f"deployed by kagg; choose another name with --name")
@@ -222,23 +196,16 @@ class AWSProvider(Provider):
         """SigV4 for ``AWS_IAM`` function URLs, from the same credential chain; others unchanged."""
         if (endpoint.auth or "none").lower() == "none":
             return dict(headers)
-        session = self.session()
-        credentials = session.get_credentials()
+        aws = self.shared()
+        credentials = aws.credentials()
         if credentials is None:
             raise BadInput(NO_CREDENTIALS)
-        region = endpoint.region or session.region_name or "us-east-1"
+        region = endpoint.region or aws.region_name or "us-east-1"
         return signing.sign_request(credentials, region, method, url, headers, body)
 
     def logs(self, endpoint: Endpoint, follow: bool = False) -> Iterator[str]:
         """The function's CloudWatch log lines of the last hour; with ``follow``, new ones as they come."""
-        region = endpoint.region or self.session().region_name
+        region = endpoint.region or self.shared().region_name
         name = (endpoint.provider_data or {}).get("function_name") or endpoint.name
         yield from signing.log_lines(self.client("logs", region), name, follow)
 
-
-def known_regions(session: Any) -> set[str]:
-    """Every region botocore's partition data lists for Lambda (all partitions)."""
-    regions: set[str] = set()
-    for partition in session.get_available_partitions():
-        regions.update(session.get_available_regions("lambda", partition_name=partition))
-    return regions
