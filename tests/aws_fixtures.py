@@ -312,6 +312,18 @@ class MotoStack:
         except iam.exceptions.NoSuchEntityException:
             pass
 
+    def forget_functions(self, role: str = "kagg-lambda-role") -> None:
+        """Delete, behind kagg's back, every function of any region that uses ``role``: IAM roles are
+        global, so a test of ``--purge-role`` must not see other tests' functions."""
+        import boto3.session
+
+        for region in boto3.session.Session().get_available_regions("lambda"):
+            lam = self.direct("lambda", region)
+            for page in lam.get_paginator("list_functions").paginate():
+                for f in page.get("Functions", []):
+                    if f.get("Role", "").endswith(f":role/{role}"):
+                        lam.delete_function(FunctionName=f["FunctionName"])
+
     def direct(self, service: str, region: str = "us-east-1"):
         """A boto3 client that talks to moto without the proxy, so checks do not show in its log."""
         import boto3

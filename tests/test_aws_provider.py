@@ -200,7 +200,8 @@ def test_delete_removes_url_and_function_but_keeps_role(aws, provider, fname):
 
 
 def test_delete_with_purge_role_removes_the_role_when_unused(aws, provider, fname):
-    region = "ap-southeast-2"  # a region of its own: no other test's function uses the role there
+    aws.forget_functions()  # IAM is global: other tests' functions, in any region, would keep the role
+    region = "ap-southeast-2"
     one = deploy(provider, hello_function(fname + "-1"), options(region=region))
     two = deploy(provider, hello_function(fname + "-2"), options(region=region))
     warnings = provider.delete(one, options(region=region, extra={"purge_role": True}))

@@ -16,11 +16,11 @@ from typing import Any, Iterator, Optional
 
 from kagg.errors import BadInput
 from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Plan, utc_now
-from kagg.providers.aws import clients, deps, executor, planner, remote, settings, signing
+from kagg.providers.aws import clients, deps, executor, planner, remote, settings, signing, teardown
 from kagg.providers.aws.planner import ArtifactInfo, Call
 from kagg.providers.aws.retry import RetryPolicy, call
 from kagg.providers.aws.settings import (CREDENTIAL_WAYS, DEFAULT_ARCH, DEFAULT_RUNTIME, MAX_UNZIPPED_BYTES,
-                                         NO_CREDENTIALS, NO_REGION, ROLE_NAME, TAG, Settings)
+                                         NO_CREDENTIALS, NO_REGION, TAG, Settings)
 from kagg.providers.base import Provider
 
 
@@ -158,37 +158,12 @@ class AWSProvider(Provider):
         data = endpoint.provider_data or {}
         region = endpoint.region or self._region(options)
         name = data.get("function_name") or endpoint.name
-        lam = self.client("lambda", region)
-        warnings: list[str] = []
-        call(lam.delete_function_url_config, policy, missing_ok=True, FunctionName=name)
-        if call(lam.delete_function, policy, missing_ok=True, FunctionName=name) is None:
-            warnings.append(f"Lambda function {name} was already gone from {region}; removed it from the registry")
-        location = data.get("code_location")
-        if location:
-            s3 = self.client("s3", region)
-            call(s3.delete_object, policy, missing_ok=True, Bucket=location["bucket"], Key=location["key"])
+        warnings = teardown.delete_function(self.client, region, data, name, policy)
         if (options.extra or {}).get("purge_role"):
-            warnings += self._purge_role(data, region, policy)
+            aws = self.shared()
+            regions = aws.regions("lambda", aws.partition_for(region))  # IAM is global: every region
+            warnings += teardown.purge_role(self.client, regions, region, data, policy)
         return warnings
-
-    def _purge_role(self, data: dict, region: str, policy: RetryPolicy) -> list[str]:
-        if not data.get("role_created_by_kagg", True):
-            return [f"role {data.get('role_arn')} was given with --role; kagg leaves it in place"]
-        lam = self.client("lambda", region)
-        users = []
-        for page in lam.get_paginator("list_functions").paginate():
-            users += [f["FunctionName"] for f in page.get("Functions", [])
-                      if f.get("Role", "").endswith(f":role/{ROLE_NAME}")]
-        if users:
-            return [f"role {ROLE_NAME} kept: still used by {', '.join(sorted(users))}"]
-        iam = self.client("iam", region)
-        attached = call(iam.list_attached_role_policies, policy, missing_ok=True, RoleName=ROLE_NAME)
-        if attached is None:
-            return [f"role {ROLE_NAME} was already gone"]
-        for p in attached.get("AttachedPolicies", []):
-            call(iam.detach_role_policy, policy, missing_ok=True, RoleName=ROLE_NAME, PolicyArn=p["PolicyArn"])
-        call(iam.delete_role, policy, missing_ok=True, RoleName=ROLE_NAME)
-        return []
 
     # -- calling -----------------------------------------------------------------------------------
     def sign(self, endpoint: Endpoint, method: str, url: str, headers: dict[str, str],
