@@ -7,10 +7,11 @@ notebook loads, holds no credentials, converts, and its name is free.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from typing import Callable, Literal, Optional
 
-from kagg.errors import BadInput
+from kagg.errors import BadInput, OperationFailed
 from kagg.model import ConvertedFunction, DeployOptions, Endpoint, Plan
 from kagg.providers import get_provider
 from kagg.providers.base import Provider
@@ -94,34 +95,88 @@ def deploy(source: str, provider_name: str = "local", options: Optional[DeployOp
 
 
 def deploy_prepared(prepared: Prepared, registry: Registry, progress: Progress = _quiet) -> DeployResult:
-    """The building and changing half of :func:`deploy`, for callers that already ran :func:`prepare`."""
-    provider, function, options = prepared.provider, prepared.function, prepared.options
+    """The building and changing half of :func:`deploy`, for callers that already ran :func:`prepare`.
+
+    Plan, apply and the registry write happen under the name's lock, against the entry as it is
+    then (another kagg may have changed it since :func:`prepare`). The entry is written
+    ``pending`` before the first mutating call and completed after the last, so a run killed at
+    any moment leaves nothing the registry cannot name (docs/architecture.md, "Registry").
+    """
+    provider, function = prepared.provider, prepared.function
     notes = [str(n) for n in function.notes]
     progress(f"building {prepared.name} for {provider.name}")
-    artifact = provider.build(function, options)
-    progress(f"planning {prepared.name} ({artifact.sha256[:12]}, {artifact.size} bytes)")
-    plan = provider.plan(artifact, prepared.current, options)
-    result = DeployResult("planned", prepared.name, provider.name, plan, function, notes=notes)
-    if options.dry_run:
-        return result
-    if plan.unchanged and not options.force:
-        result.status = "skipped"
-        result.endpoint = prepared.current
-        return result
-    progress(f"deploying {prepared.name} to {provider.name}")
-    endpoint = provider.apply(plan)
-    registry.put(endpoint)
+    artifact = provider.build(function, prepared.options)
+    with registry.name_lock(prepared.name):
+        current = _current_under_lock(prepared, registry)
+        options = replace(prepared.options, owner=(current.owner if current is not None and current.owner
+                                                    else prepared.options.owner or uuid.uuid4().hex))
+        progress(f"planning {prepared.name} ({artifact.sha256[:12]}, {artifact.size} bytes)")
+        plan = provider.plan(artifact, current, options)
+        result = DeployResult("planned", prepared.name, provider.name, plan, function, notes=notes)
+        if current is not None and current.pending:
+            plan.unchanged = False  # an interrupted deploy: finish it
+        if options.dry_run:
+            return result
+        if plan.unchanged and not options.force:
+            result.status = "skipped"
+            result.endpoint = current
+            return result
+        progress(f"deploying {prepared.name} to {provider.name}")
+        registry.put(_pending_entry(provider, plan, current, options.owner))
+        try:
+            endpoint = provider.apply(plan)
+        except OperationFailed as exc:
+            _record_failure(registry, prepared.name, current, exc)
+            raise
+        endpoint.status = "ready"
+        endpoint.owner = options.owner
+        registry.put(endpoint)
     result.endpoint = endpoint
-    result.status = "updated" if prepared.current is not None else "deployed"
+    result.status = "updated" if current is not None and not current.pending else "deployed"
     return result
+
+
+def _current_under_lock(prepared: Prepared, registry: Registry) -> Optional[Endpoint]:
+    """The entry of the name as it is now that the lock is held."""
+    current = registry.find(prepared.name)
+    if current is not None and current.provider != prepared.provider.name:
+        raise BadInput(f"the name {prepared.name!r} is now used by a {current.provider} endpoint "
+                       f"(another kagg deployed it meanwhile); choose another with --name")
+    return current
+
+
+def _pending_entry(provider: Provider, plan: Plan, current: Optional[Endpoint], owner: Optional[str]) -> Endpoint:
+    """The entry written before apply: the previous entry's data (what may still run) plus what
+    the provider says ``apply`` may create, so `kagg delete` can find both."""
+    source = plan.artifact.function.source
+    base = current.to_dict() if current is not None else {}
+    base.update(name=plan.name, provider=provider.name, status="pending", owner=owner,
+                source={"path": source.path, "sha256": source.sha256},
+                region=plan.data.get("region") or (current.region if current else None),
+                provider_data={**(current.provider_data if current else {}), **provider.pending_data(plan)})
+    base.setdefault("url", "")
+    return Endpoint.from_dict(base)
+
+
+def _record_failure(registry: Registry, name: str, current: Optional[Endpoint], exc: OperationFailed) -> None:
+    """After a failed apply, record what the provider says is there now (see DeployFailed)."""
+    if exc.endpoint is not None:
+        registry.put(exc.endpoint)
+    elif exc.nothing_left:
+        if current is None:
+            registry.discard(name)
+        else:
+            registry.put(current)
 
 
 def delete(name: str, registry: Optional[Registry] = None,
            options: Optional[DeployOptions] = None) -> list[str]:
-    """Remove an endpoint's resources, then its registry entry. Returns warnings."""
+    """Remove an endpoint's resources, then its registry entry (a pending one too). Returns warnings."""
     registry = registry or Registry()
-    endpoint = registry.get(name)
-    provider = get_provider(endpoint.provider, state_dir=registry.state_dir)
-    warnings = provider.delete(endpoint, options or DeployOptions())
-    registry.remove(name)
+    registry.get(name)  # a missing name is bad input before any lock or folder is made
+    with registry.name_lock(name):
+        endpoint = registry.get(name)
+        provider = get_provider(endpoint.provider, state_dir=registry.state_dir)
+        warnings = provider.delete(endpoint, options or DeployOptions())
+        registry.remove(name)
     return warnings

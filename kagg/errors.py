@@ -40,9 +40,30 @@ class BadInput(KaggError):
 
 
 class OperationFailed(KaggError):
-    """A valid request could not be carried out (exit code 1)."""
+    """A valid request could not be carried out (exit code 1).
+
+    Raised by a provider's ``apply``, ``endpoint`` and ``nothing_left`` tell kagg.deploy what to
+    record (see :class:`DeployFailed`); by default the entry stays ``pending``.
+    """
 
     exit_code = 1
+    endpoint = None
+    nothing_left = False
+
+
+class DeployFailed(OperationFailed):
+    """A provider's ``apply`` failed; says what the registry should now record.
+
+    ``endpoint``: what is serving now (e.g. the previous version, restarted) — recorded as is.
+    ``nothing_left``: the provider removed everything this attempt made — the previous entry
+    (or none) is put back. Neither: the entry stays ``pending`` and `kagg delete` or a
+    redeploy finishes the job.
+    """
+
+    def __init__(self, message: str, endpoint=None, nothing_left: bool = False):
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.nothing_left = nothing_left
 
 
 class RegistryError(BadInput):

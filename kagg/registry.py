@@ -54,6 +54,19 @@ class Registry:
         """Where kagg keeps files that belong with this registry (local endpoints, batch state, history)."""
         return self.path.resolve().parent / ".kagg"
 
+    def name_lock(self, name: str):
+        """A lock for one endpoint name, held from plan to registry write by deploy and delete,
+        so two kagg processes never work on one name at once (other names go on in parallel)."""
+        import hashlib
+
+        from filelock import FileLock
+
+        folder = self.state_dir / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40]
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        return FileLock(str(folder / f"{safe}-{digest}.lock"), thread_local=False)
+
     # -- reading --------------------------------------------------------------------------
     def _read(self) -> dict:
         try:
@@ -129,6 +142,11 @@ class Registry:
             if name not in endpoints:
                 raise NotFound(f"no endpoint named {name!r} in {self.path}; see `kagg endpoints list`")
             return Endpoint.from_dict(endpoints.pop(name))
+
+    def discard(self, name: str) -> None:
+        """Remove ``name`` if it is there."""
+        with self.transaction() as endpoints:
+            endpoints.pop(name, None)
 
     def check(self) -> None:
         """Raise :class:`RegistryError` now if the file cannot be used (before any work)."""

@@ -72,10 +72,15 @@ class FlakyProvider(Provider):
         finally:
             with _lock:
                 _in_flight[self.name] -= 1
+        # it made nothing before failing, and says so (else kagg keeps the entry pending)
         if _matches(plan.name, "KAGG_TEST_PERMANENT"):
-            raise OperationFailed(f"{plan.name}: the test provider refuses this one for good")
+            exc: OperationFailed = OperationFailed(f"{plan.name}: the test provider refuses this one for good")
+            exc.nothing_left = True
+            raise exc
         if _matches(plan.name, "KAGG_TEST_TRANSIENT") and attempt <= int(os.environ.get("KAGG_TEST_TRANSIENT_TIMES", "1")):
-            raise TransientError(f"{plan.name}: throttled by the test provider (attempt {attempt})")
+            exc = TransientError(f"{plan.name}: throttled by the test provider (attempt {attempt})")
+            exc.nothing_left = True
+            raise exc
         return Endpoint(name=plan.name, provider=self.name, url=f"http://{self.name}.invalid/{plan.name}/",
                         source={"path": plan.artifact.function.source.path,
                                 "sha256": plan.artifact.function.source.sha256},

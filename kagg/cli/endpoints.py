@@ -17,7 +17,7 @@ def endpoints() -> None:
 @click.pass_context
 def endpoints_list(ctx: click.Context, as_json: bool) -> None:
     """List the endpoints in the registry."""
-    from kagg.output import print_json, table
+    from kagg.output import print_json, table, warn
 
     items = registry_of(ctx).all()
     if as_json:
@@ -26,8 +26,13 @@ def endpoints_list(ctx: click.Context, as_json: bool) -> None:
     if not items:
         click.echo(f"No endpoints in {registry_of(ctx).path}. Deploy one: kagg deploy NOTEBOOK")
         return
-    table(["name", "provider", "url", "auth", "region", "updated"],
-          [[e.name, e.provider, e.url, e.auth, e.region or "", e.updated_at] for e in items.values()])
+    table(["name", "provider", "status", "url", "auth", "region", "updated"],
+          [[e.name, e.provider, e.status, e.url or "-", e.auth, e.region or "", e.updated_at]
+           for e in items.values()])
+    pending = [e.name for e in items.values() if e.pending]
+    if pending:
+        warn(f"{', '.join(pending)}: pending (a deploy was interrupted); `kagg deploy` again finishes it, "
+             "`kagg delete NAME` removes what it made")
 
 
 @endpoints.command("show")

@@ -82,9 +82,19 @@ class Provider(ABC):
     def plan(self, artifact: Artifact, current: Optional[Endpoint], options: DeployOptions) -> Plan:
         """Decide what would change. Read-only calls only."""
 
+    def pending_data(self, plan: Plan) -> dict:
+        """What the ``pending`` entry written before :meth:`apply` must add to the previous entry's
+        ``provider_data`` so that :meth:`delete` finds whatever ``apply`` may create if the run is
+        killed midway (a cloud function's name, an uploaded object). JSON values only."""
+        return {}
+
     @abstractmethod
     def apply(self, plan: Plan) -> Endpoint:
-        """Carry out the plan and return the endpoint to record."""
+        """Carry out the plan and return the endpoint to record.
+
+        On failure raise :class:`kagg.errors.DeployFailed` to say what now serves (or that
+        nothing was left); any other error leaves the entry ``pending`` for delete or a redeploy.
+        """
 
     @abstractmethod
     def delete(self, endpoint: Endpoint, options: Optional[DeployOptions] = None) -> list[str]:

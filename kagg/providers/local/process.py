@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -38,41 +39,112 @@ def pick_free_port() -> int:
         return s.getsockname()[1]
 
 
-def process_alive(pid: Optional[int]) -> bool:
-    """True if ``pid`` is a running functions-framework server (not a reused pid)."""
-    if not pid:
-        return False
+@dataclass(frozen=True)
+class Server:
+    """What identifies one local server: a pid alone is reused after an exit or a reboot.
+
+    ``started`` is the process's start time (clock ticks since boot, from /proc/PID/stat) and
+    ``app_dir`` the unpacked artifact it serves (its name is the artifact's sha256 prefix); a
+    process is this server only if all three match.
+    """
+
+    pid: int
+    started: Optional[int]
+    app_dir: str
+
+    def to_data(self) -> dict:
+        return {"pid": self.pid, "proc_started": self.started, "app_dir": self.app_dir}
+
+    @classmethod
+    def from_data(cls, data: dict) -> Optional["Server"]:
+        """The server an entry's ``provider_data`` names, or None if it names none."""
+        pid, app_dir = data.get("pid"), data.get("app_dir")
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(app_dir, str):
+            return None
+        started = data.get("proc_started")
+        return cls(pid, started if isinstance(started, int) else None, app_dir)
+
+
+def _proc_info(pid: int) -> Optional[tuple[int, list[str], int]]:
+    """(start time, argv, process group) of a live, non-zombie process, or None."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
-        return False
-    return b"functions_framework" in cmdline
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    if not fields or fields[0] in ("Z", "X"):  # zombie or dead: exited, not yet reaped
+        return None
+    return int(fields[19]), [a.decode("utf-8", "replace") for a in argv if a], int(fields[2])
 
 
-def stop_process(pid: Optional[int], grace: float = 5.0) -> bool:
-    """Stop the server's whole process group; True if something was running."""
-    if not process_alive(pid):
+def _served_dir(argv: list[str]) -> Optional[str]:
+    """The app folder a functions-framework command line serves (``--source DIR/main.py``)."""
+    if "functions_framework" not in argv[1:3] or "--source" not in argv:
+        return None
+    i = argv.index("--source")
+    return str(Path(argv[i + 1]).parent) if i + 1 < len(argv) else None
+
+
+def identify(pid: int) -> Optional[Server]:
+    """The server running as ``pid`` right now (None if it is not a functions-framework server)."""
+    info = _proc_info(pid)
+    if info is None:
+        return None
+    app_dir = _served_dir(info[1])
+    return Server(pid, info[0], app_dir) if app_dir else None
+
+
+def is_running(server: Optional[Server]) -> bool:
+    """True only if the process ``server`` names is alive and still that server: same start
+    time (when recorded) and serving the same app folder. A reused pid is never it."""
+    if server is None:
         return False
-    assert pid is not None
+    now = identify(server.pid)
+    if now is None or now.app_dir != server.app_dir:
+        return False
+    return server.started is None or now.started == server.started
+
+
+def servers_under(folder: Path) -> list[Server]:
+    """Every functions-framework server of this user serving an app folder inside ``folder``
+    (how kagg finds a server that an interrupted deploy started but never recorded). Only the
+    leader of each server's process group counts: gunicorn's workers share its command line."""
+    root = str(folder.resolve())
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        info = _proc_info(int(entry.name))
+        if info is None or info[2] != int(entry.name):
+            continue
+        server = identify(int(entry.name))
+        if server and (server.app_dir == root or server.app_dir.startswith(root + os.sep)):
+            found.append(server)
+    return found
+
+
+def stop_server(server: Optional[Server], grace: float = 5.0) -> bool:
+    """Stop ``server``'s process group if it is still that server; True if it was running.
+
+    Nothing is signalled unless :func:`is_running` holds, so a stale entry cannot kill
+    someone else's process.
+    """
+    if not is_running(server):
+        return False
+    assert server is not None
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
         try:
-            os.killpg(pid, sig)
+            os.killpg(server.pid, sig)
         except ProcessLookupError:
             return True
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             try:
-                done, _ = os.waitpid(pid, os.WNOHANG)  # reap if it is our child
+                done, _ = os.waitpid(server.pid, os.WNOHANG)  # reap if it is our child
             except ChildProcessError:
                 done = 0
-            if done or not process_alive(pid):
+            if done or not is_running(server):
                 return True
             time.sleep(0.05)
     return True
@@ -99,6 +171,7 @@ def last_error_line(log_text: str) -> str:
 
 
 def server_command(app_dir: Path, port: int) -> list[str]:
-    """The functions-framework command line that serves an unpacked artifact on 127.0.0.1:``port``."""
+    """The functions-framework command line that serves an unpacked artifact on 127.0.0.1:``port``
+    (:func:`identify` reads the app folder back from it)."""
     return [sys.executable, "-m", "functions_framework", "--target", TARGET,
-            "--source", str(app_dir / "main.py"), "--host", HOST, "--port", str(port)]
+            "--source", str(app_dir.resolve() / "main.py"), "--host", HOST, "--port", str(port)]

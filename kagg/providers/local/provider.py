@@ -7,6 +7,8 @@ Process handling lives in :mod:`kagg.providers.local.process`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -16,11 +18,12 @@ import zipfile
 from pathlib import Path
 from typing import Iterator, Optional
 
-from kagg.errors import BadInput, OperationFailed
+from kagg.errors import BadInput, DeployFailed, OperationFailed
+from kagg.atomic import write_bytes_atomic
 from kagg.model import Artifact, DeployOptions, Endpoint, Plan, PlanStep, utc_now
 from kagg.providers.base import Provider
-from kagg.providers.local.process import (HOST, health, last_error_line, pick_free_port, port_is_free,
-                                          process_alive, server_command, stop_process)
+from kagg.providers.local.process import (HOST, Server, health, is_running, last_error_line, pick_free_port,
+                                          port_is_free, server_command, servers_under, stop_server, identify)
 
 DEFAULT_STARTUP_TIMEOUT = 120.0
 
@@ -41,9 +44,13 @@ class LocalProvider(Provider):
     def _endpoint_dir(self, name: str) -> Path:
         return self.state_dir / "local" / name
 
+    def _env_file(self, name: str) -> Path:
+        """The endpoint's ``--env`` values: a private file of the state folder, never the registry."""
+        return self._endpoint_dir(name) / "env.json"
+
     def validate_target(self, name: str, current: Optional[Endpoint], options: DeployOptions) -> None:
         data = current.provider_data if current else {}
-        self._check_port(data.get("port") if process_alive(data.get("pid")) else None, options)
+        self._check_port(data.get("port") if is_running(Server.from_data(data)) else None, options)
 
     @staticmethod
     def _check_port(own_port: Optional[int], options: DeployOptions) -> None:
@@ -53,8 +60,8 @@ class LocalProvider(Provider):
 
     def plan(self, artifact: Artifact, current: Optional[Endpoint], options: DeployOptions) -> Plan:
         data = dict(current.provider_data) if current else {}
-        current_pid = data.get("pid")
-        running = process_alive(current_pid)
+        server = Server.from_data(data)
+        running = is_running(server)
         current_port = data.get("port") if running else None
         port = options.port or data.get("port")
         self._check_port(current_port, options)  # again: the port may have been taken since
@@ -63,55 +70,99 @@ class LocalProvider(Provider):
         name = artifact.function.name
         url = f"http://{HOST}:{port}/"
         unchanged = bool(current and running and current.artifact_sha256 == artifact.sha256
-                         and port == current_port and options.env == data.get("env", {})
+                         and port == current_port and env_digest(options.env) == data.get("env_sha256")
                          and health(current.url) is not None)
         app_dir = self._endpoint_dir(name) / artifact.sha256[:16]
         steps = [PlanStep("unpack", f"unpack {artifact.path.name} into {app_dir}")]
         if running:
-            steps.append(PlanStep("stop", f"stop the running server (pid {current_pid}, port {current_port})"))
+            assert server is not None
+            steps.append(PlanStep("stop", f"stop the running server (pid {server.pid}, port {current_port})"))
         steps.append(PlanStep("start", f"start functions-framework serving {name} on {url}"))
         steps.append(PlanStep("wait", f"wait until {url}health answers", mutating=False))
         return Plan(self.name, name, artifact, current, options, steps, unchanged,
-                    {"port": port, "url": url, "app_dir": str(app_dir), "running_pid": current_pid if running else None})
+                    {"port": port, "url": url, "app_dir": str(app_dir)})
 
     def apply(self, plan: Plan) -> Endpoint:
         artifact, options = plan.artifact, plan.options
         app_dir = Path(plan.data["app_dir"])
-        if not (app_dir / "kagg.json").exists():
-            tmp = app_dir.with_name(app_dir.name + f".tmp{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            with zipfile.ZipFile(artifact.path) as zf:
-                zf.extractall(tmp)
-            shutil.rmtree(app_dir, ignore_errors=True)  # a half-unpacked earlier attempt
-            os.replace(tmp, app_dir)
-        old_pid = plan.data.get("running_pid")
-        stop_process(old_pid)
+        self._unpack(artifact, app_dir)
+        old = plan.current.provider_data if plan.current else {}
+        old_server = Server.from_data(old)
+        was_running = stop_server(old_server)
+        for stray in servers_under(self._endpoint_dir(plan.name)):  # started by an interrupted deploy
+            stop_server(stray)
         port, url = plan.data["port"], plan.data["url"]
         log_path = self._endpoint_dir(plan.name) / "server.log"
+        old_env = self._read_env(plan.name)
+        self._write_env(plan.name, options.env)
         startup_timeout = float(options.extra.get("startup_timeout", DEFAULT_STARTUP_TIMEOUT))
         try:
-            pid = self._start(app_dir, port, log_path, options.env, artifact, startup_timeout)
-        except OperationFailed:
-            if old_pid and plan.current:  # bring the previous version back
-                old_dir = plan.current.provider_data.get("app_dir")
-                if old_dir and Path(old_dir).exists():
-                    try:
-                        self._start(Path(old_dir), plan.current.provider_data["port"], log_path,
-                                    plan.current.provider_data.get("env", {}), None, startup_timeout)
-                    except OperationFailed:
-                        pass
-            raise
+            server = self._start(app_dir, port, log_path, options.env, artifact.function.source.sha256,
+                                 startup_timeout)
+        except OperationFailed as exc:
+            self._write_env(plan.name, old_env)
+            raise self._restore(plan, exc, was_running, old_env, log_path, startup_timeout) from None
         self._prune(plan.name, keep=app_dir.name)
+        return self._endpoint(plan.name, url, artifact.function.source.path, artifact.function.source.sha256,
+                              artifact.sha256, server, port, log_path, options.env)
+
+    def _restore(self, plan: Plan, exc: OperationFailed, was_running: bool, old_env: dict, log_path: Path,
+                 startup_timeout: float) -> DeployFailed:
+        """After a new version failed to start: bring the previous one back and say what to record."""
+        current = plan.current
+        old = current.provider_data if current else {}
+        old_dir = old.get("app_dir")
+        if current is None or not was_running or not old_dir or not Path(old_dir).exists():
+            if current is None:
+                shutil.rmtree(self._endpoint_dir(plan.name), ignore_errors=True)
+            return DeployFailed(exc.message, nothing_left=True)
+        try:
+            server = self._start(Path(old_dir), old["port"], log_path, old_env, current.source.get("sha256"),
+                                 startup_timeout)
+        except OperationFailed:
+            return DeployFailed(exc.message + "; the previous version could not be restarted either")
+        restored = self._endpoint(plan.name, current.url, current.source.get("path", ""),
+                                  current.source.get("sha256", ""), current.artifact_sha256 or "", server,
+                                  old["port"], log_path, old_env)
+        restored.created_at = current.created_at
+        return DeployFailed(exc.message + "; the previous version is still serving", endpoint=restored)
+
+    def _endpoint(self, name: str, url: str, source_path: str, source_sha: str, artifact_sha: str, server: Server,
+                  port: int, log_path: Path, env: dict) -> Endpoint:
         return Endpoint(
-            name=plan.name, provider=self.name, url=url, auth="none", region=None,
-            source={"path": artifact.function.source.path, "sha256": artifact.function.source.sha256},
-            artifact_sha256=artifact.sha256,
-            provider_data={"pid": pid, "port": port, "app_dir": str(app_dir), "log": str(log_path),
-                           "python": sys.executable, "env": dict(options.env), "started_at": utc_now()},
+            name=name, provider=self.name, url=url, auth="none", region=None,
+            source={"path": source_path, "sha256": source_sha}, artifact_sha256=artifact_sha,
+            provider_data={**server.to_data(), "port": port, "log": str(log_path), "python": sys.executable,
+                           "env_names": sorted(env), "env_sha256": env_digest(env), "started_at": utc_now()},
         )
 
-    def _start(self, app_dir: Path, port: int, log_path: Path, env_extra: dict, artifact: Optional[Artifact],
-               startup_timeout: float) -> int:
+    @staticmethod
+    def _unpack(artifact: Artifact, app_dir: Path) -> None:
+        if (app_dir / "kagg.json").exists():
+            return
+        tmp = app_dir.with_name(app_dir.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        with zipfile.ZipFile(artifact.path) as zf:
+            zf.extractall(tmp)
+        shutil.rmtree(app_dir, ignore_errors=True)  # a half-unpacked earlier attempt
+        os.replace(tmp, app_dir)
+
+    def _read_env(self, name: str) -> dict[str, str]:
+        try:
+            data = json.loads(self._env_file(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def _write_env(self, name: str, env: dict[str, str]) -> None:
+        path = self._env_file(name)
+        if not env:
+            path.unlink(missing_ok=True)
+            return
+        write_bytes_atomic(path, json.dumps(env, sort_keys=True).encode("utf-8"), mode=0o600)
+
+    def _start(self, app_dir: Path, port: int, log_path: Path, env_extra: dict, expected_sha: Optional[str],
+               startup_timeout: float) -> Server:
         """Start a detached server and wait for its /health; on failure raise with the log's error."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -125,8 +176,8 @@ class LocalProvider(Provider):
             start_offset = log.tell()
             proc = subprocess.Popen(cmd, cwd=app_dir, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        server = identify_started(proc.pid, app_dir)
         url = f"http://{HOST}:{port}/"
-        expected = artifact.function.source.sha256 if artifact else None
         deadline = time.monotonic() + startup_timeout
         while time.monotonic() < deadline:
             code = proc.poll()
@@ -135,11 +186,11 @@ class LocalProvider(Provider):
                 raise OperationFailed(f"the notebook failed to start: {last_error_line(text)} "
                                       f"(full log: {log_path})")
             doc = health(url, timeout=1.0)
-            if doc is not None and (expected is None or doc.get("source_sha256") == expected):
+            if doc is not None and (expected_sha is None or doc.get("source_sha256") == expected_sha):
                 proc.returncode = 0  # detached on purpose: don't warn that it is still running
-                return proc.pid
+                return identify(proc.pid) or server
             time.sleep(0.05)
-        stop_process(proc.pid)
+        stop_server(server)
         raise OperationFailed(f"the endpoint did not answer /health within {startup_timeout:g} s "
                               f"(log: {log_path}); a long cold start? set extra startup_timeout")
 
@@ -151,14 +202,19 @@ class LocalProvider(Provider):
                 shutil.rmtree(child, ignore_errors=True)
 
     def delete(self, endpoint: Endpoint, options: Optional[DeployOptions] = None) -> list[str]:
+        """Stop the recorded server (only if it still is that server) and any server an interrupted
+        deploy left serving from this endpoint's folder, then remove the folder."""
         warnings = []
-        if not stop_process(endpoint.provider_data.get("pid")):
+        stopped = stop_server(Server.from_data(endpoint.provider_data))
+        for stray in servers_under(self._endpoint_dir(endpoint.name)):
+            stopped = stop_server(stray) or stopped
+        if not stopped and not endpoint.pending:
             warnings.append(f"{endpoint.name} was not running (pid {endpoint.provider_data.get('pid')})")
         shutil.rmtree(self._endpoint_dir(endpoint.name), ignore_errors=True)
         return warnings
 
     def is_running(self, endpoint: Endpoint) -> bool:
-        return process_alive(endpoint.provider_data.get("pid"))
+        return is_running(Server.from_data(endpoint.provider_data))
 
     def logs(self, endpoint: Endpoint, follow: bool = False) -> Iterator[str]:
         path = Path(endpoint.provider_data.get("log") or self._endpoint_dir(endpoint.name) / "server.log")
@@ -170,7 +226,21 @@ class LocalProvider(Provider):
                 line = fh.readline()
                 if line:
                     yield line
-                elif not process_alive(endpoint.provider_data.get("pid")):
+                elif not self.is_running(endpoint):
                     return
                 else:
                     time.sleep(0.2)
+
+
+def env_digest(env: dict[str, str]) -> Optional[str]:
+    """What the registry keeps of ``--env``: enough to see a change, never a value (None: no env)."""
+    if not env:
+        return None
+    return hashlib.sha256(b"kagg-env-v1\0" + json.dumps(env, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def identify_started(pid: int, app_dir: Path) -> Server:
+    """The identity of a server just started (read again once it answers: /proc may still show
+    the parent's command line for an instant after the fork)."""
+    server = identify(pid)
+    return server if server is not None else Server(pid, None, str(app_dir.resolve()))
