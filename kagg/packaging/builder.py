@@ -5,13 +5,25 @@ entries are sorted, every timestamp is 1980-01-01, every mode 0644, the
 compression level is fixed and no extra fields are written. The zip's sha256
 is the artifact's identity and its file name, so an unchanged build reuses the
 file already there.
+
+With ``bytecode`` (the AWS provider asks for it when this interpreter is the
+Lambda runtime's Python), every module also gets its ``__pycache__`` .pyc, so a
+cold start on Lambda (whose code folder is read-only: nothing compiled there is
+kept) loads bytecode instead of compiling each module from source. The .pyc
+files are PEP 552 unchecked-hash ones (no mtime; never checked against the
+source) whose code objects name the zip-relative path, marshalled in format 2:
+the current format's back-references depend on the building process's
+reference counts, format 2 has none, so the bytes depend on the source alone.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import marshal
 import os
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -42,9 +54,12 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 #: where kagg_runtime.py and the shims live (e.g. to import the runtime in-process)
 RUNTIME_DIR = _PACKAGE_DIR / "runtime"
 SHIMS_DIR = _PACKAGE_DIR / "shims"
-#: vendored folders hold bytecode caches that embed mtimes: never packaged
+#: vendored folders hold bytecode caches that embed mtimes: never packaged (kagg makes its own)
 _SKIP_DIRS = frozenset({"__pycache__"})
 _SKIP_SUFFIXES = (".pyc", ".pyo")
+#: marshal format of the .pyc files kagg writes: 2 is the newest without back-references
+PYC_MARSHAL_VERSION = 2
+_UNCHECKED_HASH_FLAGS = (0b01).to_bytes(4, "little")  # PEP 552: hash-based, do not check the source
 
 
 def runtime_source() -> bytes:
@@ -112,6 +127,76 @@ def _vendor_files(vendor_dir: Path) -> Iterator[tuple[str, Path]]:
             yield path.relative_to(vendor_dir).as_posix(), path
 
 
+def bytecode_matches(python_version: str) -> bool:
+    """True when this interpreter can write bytecode for ``python_version`` ("3.12"): CPython of that version."""
+    return sys.implementation.name == "cpython" and python_version == "%d.%d" % sys.version_info[:2]
+
+
+def pyc_path(name: str) -> str:
+    """``pkg/mod.py`` -> ``pkg/__pycache__/mod.cpython-312.pyc`` (this interpreter's cache tag)."""
+    folder, _, file = name.rpartition("/")
+    cached = f"__pycache__/{file[:-3]}.{sys.implementation.cache_tag}.pyc"
+    return f"{folder}/{cached}" if folder else cached
+
+
+def compile_pyc(source: bytes, dfile: str) -> Optional[bytes]:
+    """An unchecked-hash .pyc of ``source`` (None if it does not compile: it is shipped as source only).
+
+    The same bytes ``py_compile`` writes with ``PycInvalidationMode.UNCHECKED_HASH``, except
+    the marshal format (see the module docstring).
+    """
+    try:
+        code = compile(source, dfile, "exec", dont_inherit=True, optimize=0)
+    except (SyntaxError, ValueError):
+        return None
+    return (importlib.util.MAGIC_NUMBER + _UNCHECKED_HASH_FLAGS + importlib.util.source_hash(source)
+            + marshal.dumps(code, PYC_MARSHAL_VERSION))
+
+
+def _cached_pyc(source: bytes, dfile: str, cache: Optional[Path]) -> Optional[bytes]:
+    """:func:`compile_pyc`, remembered in ``cache`` by interpreter, path and source."""
+    if cache is None:
+        return compile_pyc(source, dfile)
+    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + dfile.encode() + b"\0" + source).hexdigest()
+    path = cache / sys.implementation.cache_tag / key[:2] / f"{key}.pyc"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    data = compile_pyc(source, dfile)
+    if data is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return data
+
+
+def _bytecode(entries: dict[str, object], own: set[str], cache: Optional[Path],
+              budget: Optional[int]) -> dict[str, bytes]:
+    """The .pyc entries for the modules among ``entries``; those of vendored files are dropped
+    when they would take the unzipped size over ``budget`` (kagg's own are always kept)."""
+    def read(value: object) -> bytes:
+        return value if isinstance(value, bytes) else Path(value).read_bytes()  # type: ignore[arg-type]
+
+    out: dict[str, bytes] = {}
+    vendored: dict[str, bytes] = {}
+    for name in sorted(entries):
+        if not name.endswith(".py") or name == REQUEST_FILE:  # the request cells are compiled by the runtime
+            continue
+        data = _cached_pyc(read(entries[name]), name, cache)
+        if data is not None:
+            (out if name in own else vendored)[pyc_path(name)] = data
+    if budget is not None and vendored:
+        total = sum(len(v) if isinstance(v, bytes) else os.path.getsize(v)  # type: ignore[arg-type]
+                    for v in entries.values()) + sum(map(len, out.values()))
+        if total + sum(map(len, vendored.values())) > budget:
+            return out
+    out.update(vendored)
+    return out
+
+
 def _zip_info(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
     info.create_system = _UNIX
@@ -129,20 +214,27 @@ def _sha256_file(path: Path) -> str:
 
 
 def build_artifact(function: ConvertedFunction, provider: str, shims: Sequence[str], out_dir: Path,
-                   vendor_dir: Optional[Path] = None) -> Artifact:
+                   vendor_dir: Optional[Path] = None, bytecode: bool = False,
+                   bytecode_cache: Optional[Path] = None, bytecode_budget: Optional[int] = None) -> Artifact:
     """Build the zip into ``out_dir/<sha256>.zip`` (atomically) and describe it.
 
     ``vendor_dir``: a folder of installed dependencies (Lambda) whose files go
-    to the zip's root under their relative paths.
+    to the zip's root under their relative paths. ``bytecode``: add this
+    interpreter's .pyc of every module (see the module docstring), compiled once
+    per source into ``bytecode_cache``; the vendored ones are left out when they
+    would take the unzipped size over ``bytecode_budget`` bytes.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries: dict[str, object] = dict(artifact_files(function, shims))
+    own = set(entries)
     if vendor_dir is not None:
         for name, path in _vendor_files(Path(vendor_dir)):
             if name in entries:
                 raise ValueError(f"vendored file {name} would replace kagg's own file of that name")
             entries[name] = path
+    if bytecode:
+        entries.update(_bytecode(entries, own, Path(bytecode_cache) if bytecode_cache else None, bytecode_budget))
     names = sorted(entries)
     unzipped = 0
     fd, tmp_name = tempfile.mkstemp(prefix=".build-", suffix=".zip.tmp", dir=out_dir)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from kagg.errors import BadInput
@@ -70,8 +71,12 @@ class AWSProvider(Provider):
 
     # -- build -------------------------------------------------------------------------------------
     def build(self, function: ConvertedFunction, options: DeployOptions) -> Artifact:
-        """The Lambda zip, with the requirements installed for Lambda's platform; size-checked."""
-        from kagg.packaging.builder import build_artifact
+        """The Lambda zip, with the requirements installed for Lambda's platform; size-checked.
+
+        When this interpreter is the runtime's Python, the zip also carries the .pyc of every
+        module (Lambda's code folder is read-only: without them each cold start compiles all).
+        """
+        from kagg.packaging.builder import build_artifact, bytecode_matches
 
         settings.check_platform(options)
         extra = options.extra or {}
@@ -87,8 +92,11 @@ class AWSProvider(Provider):
                 raise settings.too_big(vendored.size, limit, packages)
             vendor_dir = vendored.path
         out_dir = self.state_dir / "artifacts" / "aws" / f"{platform.runtime}-{platform.arch}"
+        bytecode = bool(extra.get("bytecode", True)) and bytecode_matches(platform.python_version)
+        cache_root = Path(extra.get("cache_dir") or deps.default_cache_root())
         artifact = build_artifact(function, provider=self.name, shims=self.shims, out_dir=out_dir,
-                                  vendor_dir=vendor_dir)
+                                  vendor_dir=vendor_dir, bytecode=bytecode, bytecode_cache=cache_root / "pyc",
+                                  bytecode_budget=limit)
         if artifact.unzipped_size > limit:
             raise settings.too_big(artifact.unzipped_size, limit, packages)
         return artifact
