@@ -51,10 +51,11 @@ def _quiet(_: str) -> None:
 
 def convert_checked(source: str, entry: Optional[str] = None, name: Optional[str] = None,
                     allow_secrets: bool = False) -> ConvertedFunction:
-    """Load and convert a notebook behind the secrets gate (the notebook, then the modules
-    beside it that will be packaged): what every deploy and ``kagg serve`` start from."""
+    """Load and convert a notebook behind the secrets gate (the notebook, then every file from
+    the user's side that will be packaged: the modules beside it, requirements.txt, data files),
+    before anything is built: what every deploy and ``kagg serve`` start from."""
     from kagg.notebook.convert import convert
-    from kagg.notebook.secrets import check_files, check_notebook
+    from kagg.notebook.secrets import check_notebook, check_packaged
     from kagg.notebook.loading import load_notebook
 
     loaded = load_notebook(source)
@@ -62,7 +63,7 @@ def convert_checked(source: str, entry: Optional[str] = None, name: Optional[str
         check_notebook(loaded.nb, loaded.source)
     function = convert(loaded, entry=entry, name=name)
     if not allow_secrets:
-        check_files(function.local_files, loaded.source)
+        check_packaged(function, loaded.folder, loaded.source)
     return function
 
 
@@ -72,6 +73,8 @@ def prepare(source: str, provider_name: str = "local", options: Optional[DeployO
     options = options or DeployOptions()
     registry = registry or Registry()
     registry.check()
+    if not options.dry_run:
+        registry.check_writable()
     provider = get_provider(provider_name, state_dir=registry.state_dir)
     provider.validate_options(options)
     function = convert_checked(source, options.entry, options.name, options.allow_secrets)
@@ -105,6 +108,7 @@ def deploy_prepared(prepared: Prepared, registry: Registry, progress: Progress =
     provider, function = prepared.provider, prepared.function
     notes = [str(n) for n in function.notes]
     progress(f"building {prepared.name} for {provider.name}")
+    registry.ensure_state_dir()
     artifact = provider.build(function, prepared.options)
     with registry.name_lock(prepared.name):
         current = _current_under_lock(prepared, registry)
@@ -173,7 +177,8 @@ def delete(name: str, registry: Optional[Registry] = None,
            options: Optional[DeployOptions] = None) -> list[str]:
     """Remove an endpoint's resources, then its registry entry (a pending one too). Returns warnings."""
     registry = registry or Registry()
-    registry.get(name)  # a missing name is bad input before any lock or folder is made
+    registry.get(name)  # a missing or invalid entry is bad input before any lock or folder is made
+    registry.check_writable()
     with registry.name_lock(name):
         endpoint = registry.get(name)
         provider = get_provider(endpoint.provider, state_dir=registry.state_dir)

@@ -1,10 +1,15 @@
 """The endpoint registry: ``endpoints.json`` (docs/architecture.md, "Registry").
 
 Writes are atomic (temporary file in the same folder, fsync, rename) and
-serialized across threads and processes by a :mod:`filelock` lock held for the
-whole read-modify-write, so parallel deploys lose nothing and a process killed
-mid-write leaves the previous file. A file that does not parse is never
-overwritten.
+serialized across threads and processes by a :mod:`filelock` lock beside the
+resolved file, held for the whole read-modify-write, so parallel deploys lose
+nothing and a process killed mid-write leaves the previous file. A file that
+does not parse is never overwritten, a file the user made read-only is never
+replaced, and a failing command creates nothing.
+
+The registry is input too (a team commits and edits it): every entry is
+validated when read (:mod:`kagg.registry_entries`); a bad one is named in one
+line, the others keep working, and ``kagg endpoints rm BAD`` removes it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Iterator, Optional
 from kagg.atomic import write_bytes_atomic
 from kagg.errors import NotFound, RegistryError
 from kagg.model import Endpoint, utc_now
+from kagg.registry_entries import entry_problem
 
 FORMAT_VERSION = 1
 DEFAULT_FILENAME = "endpoints.json"
@@ -33,6 +39,27 @@ def empty_document() -> dict:
     return {"version": FORMAT_VERSION, "endpoints": {}}
 
 
+def _read_only(path: Path) -> bool:
+    """No write bit for anyone: the user made it read-only (root could write; kagg will not)."""
+    return not (path.stat().st_mode & 0o222)
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents up to an existing folder) readable by this user only."""
+    missing = []
+    at = path
+    while not at.exists():
+        missing.append(at)
+        at = at.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(folder, 0o700)  # mkdir's mode is filtered by the umask
+    return path
+
+
 class Registry:
     """A registry file; every method re-reads it, so several processes can share it."""
 
@@ -42,17 +69,33 @@ class Registry:
         self._thread_lock = threading.RLock()
 
     @property
+    def resolved(self) -> Path:
+        """The file itself, through any symlink: what is written, and what the lock sits beside."""
+        return self.path.resolve()
+
+    @property
     def _lock(self):
         if self._file_lock is None:
             from filelock import FileLock
 
-            self._file_lock = FileLock(str(self.path) + ".lock", thread_local=False)
+            self._file_lock = FileLock(str(self.resolved) + ".lock", thread_local=False)
         return self._file_lock
 
     @property
     def state_dir(self) -> Path:
-        """Where kagg keeps files that belong with this registry (local endpoints, batch state, history)."""
-        return self.path.resolve().parent / ".kagg"
+        """Where kagg keeps the files of this registry's endpoints (local servers, batch state,
+        history): ``.kagg/`` beside ``endpoints.json``; another registry file in the same folder
+        gets its own ``.kagg/registries/<file name>/``, so two registries never share state."""
+        resolved = self.resolved
+        base = resolved.parent / ".kagg"
+        return base if resolved.name == DEFAULT_FILENAME else base / "registries" / resolved.name
+
+    def ensure_state_dir(self) -> Path:
+        """The state folder, created private to this user (0700) on first use."""
+        root = self.resolved.parent / ".kagg"
+        if root.is_dir() and not root.is_symlink() and (root.stat().st_mode & 0o077):
+            os.chmod(root, 0o700)  # made by an older kagg with the umask's mode
+        return make_private_dir(self.state_dir)
 
     def name_lock(self, name: str):
         """A lock for one endpoint name, held from plan to registry write by deploy and delete,
@@ -61,22 +104,26 @@ class Registry:
 
         from filelock import FileLock
 
-        folder = self.state_dir / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_private_dir(self.ensure_state_dir() / "locks")
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40]
         digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        return FileLock(str(folder / f"{safe}-{digest}.lock"), thread_local=False)
+        return FileLock(str(folder / f"{safe}-{digest}.lock"), thread_local=False, mode=0o600)
 
     # -- reading --------------------------------------------------------------------------
     def _read(self) -> dict:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return empty_document()
         except IsADirectoryError:
             raise RegistryError(f"registry {self.path} is a directory; pass a file with --registry")
         except OSError as exc:
             raise RegistryError(f"cannot read registry {self.path}: {exc.strerror}")
+        try:
+            text = raw.decode("utf-8-sig")  # a BOM, as some editors on Windows write, is fine
+        except UnicodeDecodeError as exc:
+            raise RegistryError(f"registry {self.path} is not UTF-8 text (byte {exc.start}); "
+                                "kagg will not overwrite it: fix or move the file")
         if not text.strip():
             return empty_document()
         try:
@@ -85,6 +132,9 @@ class Registry:
             raise RegistryError(
                 f"registry {self.path} is not valid JSON (line {exc.lineno}, column {exc.colno}); "
                 "kagg will not overwrite it: fix or move the file")
+        except RecursionError:
+            raise RegistryError(f"registry {self.path} is nested too deeply to be a registry; "
+                                "kagg will not overwrite it: fix or move the file")
         if not isinstance(doc, dict) or not isinstance(doc.get("endpoints"), dict):
             raise RegistryError(
                 f"registry {self.path} does not have the registry format "
@@ -95,26 +145,71 @@ class Registry:
                 f"this kagg reads version {FORMAT_VERSION}")
         return doc
 
+    def _entries(self) -> tuple[dict[str, Endpoint], dict[str, str]]:
+        """The valid entries by name, and a one-line problem for each invalid one."""
+        good: dict[str, Endpoint] = {}
+        bad: dict[str, str] = {}
+        for key, data in sorted(self._read()["endpoints"].items()):
+            problem = entry_problem(key, data)
+            if problem is None:
+                good[key] = Endpoint.from_dict(data)
+            else:
+                bad[key] = problem
+        return good, bad
+
     def all(self) -> dict[str, Endpoint]:
-        """Every endpoint, by name (sorted)."""
-        doc = self._read()
-        return {name: Endpoint.from_dict(data) for name, data in sorted(doc["endpoints"].items())}
+        """Every valid endpoint, by name (sorted); see :meth:`problems` for the others."""
+        return self._entries()[0]
+
+    def problems(self) -> dict[str, str]:
+        """Entries that cannot be used, each with what is wrong with it."""
+        return self._entries()[1]
 
     def find(self, name: str) -> Optional[Endpoint]:
+        """The entry ``name``, None if absent; :class:`RegistryError` if it is there but invalid."""
         data = self._read()["endpoints"].get(name)
-        return Endpoint.from_dict(data) if data is not None else None
+        if data is None:
+            return None
+        problem = entry_problem(name, data)
+        if problem is not None:
+            raise RegistryError(f"{problem} in {self.resolved}; kagg will not act on it: fix it, or remove it "
+                                f"with `kagg endpoints rm {name}`")
+        return Endpoint.from_dict(data)
 
     def get(self, name: str) -> Endpoint:
         """The endpoint ``name``; :class:`NotFound` (exit 2) naming the registry if absent."""
         endpoint = self.find(name)
         if endpoint is None:
-            raise NotFound(f"no endpoint named {name!r} in {self.path}; see `kagg endpoints list`")
+            raise self._not_found(name)
         return endpoint
 
+    def _not_found(self, name: str) -> NotFound:
+        return NotFound(f"no endpoint named {name!r} in {self.resolved}; see `kagg endpoints list` "
+                        "(the registry is ./endpoints.json of the working folder unless --registry or "
+                        "$KAGG_REGISTRY names another)")
+
     # -- writing --------------------------------------------------------------------------
+    def check_writable(self) -> None:
+        """Raise :class:`RegistryError` now if a write would fail, before any work is done:
+        a folder kagg cannot write in, or a file the user made read-only. A missing folder is
+        made by the first write, so this makes nothing."""
+        target = self.resolved
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:  # made on the first write
+            folder = folder.parent
+        if not folder.is_dir():
+            raise RegistryError(f"registry {self.path} cannot be made: {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK) or _read_only(folder):
+            raise RegistryError(f"cannot write in {folder}, the folder of registry {self.path}; "
+                                "pass a --registry in a folder you can write to")
+        if target.exists() and (not os.access(target, os.W_OK) or _read_only(target)):
+            raise RegistryError(f"registry {self.path} is read-only; kagg will not replace it "
+                                "(make it writable, or pass another --registry)")
+
     @contextmanager
     def transaction(self) -> Iterator[dict[str, dict]]:
         """Lock, read, let the caller change the ``endpoints`` dict, write atomically."""
+        self.check_writable()
         with self._thread_lock, self._lock:
             doc = self._read()
             endpoints = doc["endpoints"]
@@ -124,24 +219,26 @@ class Registry:
 
     def _write(self, doc: dict) -> None:
         data = (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode("utf-8")
-        write_bytes_atomic(self.path.resolve(), data, durable_rename=True)
+        write_bytes_atomic(self.resolved, data, durable_rename=True)
 
     def put(self, endpoint: Endpoint) -> Endpoint:
         """Record ``endpoint``, keeping ``created_at`` of an existing entry of that name."""
         with self.transaction() as endpoints:
             old = endpoints.get(endpoint.name)
-            if old and old.get("created_at"):
+            if isinstance(old, dict) and isinstance(old.get("created_at"), str):
                 endpoint.created_at = old["created_at"]
             endpoint.updated_at = utc_now()
             endpoints[endpoint.name] = endpoint.to_dict()
         return endpoint
 
-    def remove(self, name: str) -> Endpoint:
-        """Remove ``name``; :class:`NotFound` if it is not there."""
+    def remove(self, name: str) -> Optional[Endpoint]:
+        """Remove ``name`` (an invalid entry too: that is how one is repaired); returns the
+        removed endpoint, or None for an invalid entry. :class:`NotFound` if it is not there."""
         with self.transaction() as endpoints:
             if name not in endpoints:
-                raise NotFound(f"no endpoint named {name!r} in {self.path}; see `kagg endpoints list`")
-            return Endpoint.from_dict(endpoints.pop(name))
+                raise self._not_found(name)
+            data = endpoints.pop(name)
+        return Endpoint.from_dict(data) if entry_problem(name, data) is None else None
 
     def discard(self, name: str) -> None:
         """Remove ``name`` if it is there."""
@@ -149,5 +246,5 @@ class Registry:
             endpoints.pop(name, None)
 
     def check(self) -> None:
-        """Raise :class:`RegistryError` now if the file cannot be used (before any work)."""
+        """Raise :class:`RegistryError` now if the file cannot be read (before any work)."""
         self._read()

@@ -19,15 +19,18 @@ def endpoints_list(ctx: click.Context, as_json: bool) -> None:
     """List the endpoints in the registry."""
     from kagg.output import print_json, table, warn
 
-    items = registry_of(ctx).all()
+    registry = registry_of(ctx)
+    items = registry.all()
+    for key, problem in registry.problems().items():
+        warn(f"{problem}; `kagg endpoints rm {key}` removes it")
     if as_json:
         print_json([e.to_dict() for e in items.values()])
         return
     if not items:
         click.echo(f"No endpoints in {registry_of(ctx).path}. Deploy one: kagg deploy NOTEBOOK")
         return
-    table(["name", "provider", "status", "url", "auth", "region", "updated"],
-          [[e.name, e.provider, e.status, e.url or "-", e.auth, e.region or "", e.updated_at]
+    table(["NAME", "PROVIDER", "STATUS", "URL", "AUTH", "REGION", "UPDATED"],
+          [[e.name, e.provider, e.status, e.url or "-", e.auth, e.region or "-", e.updated_at]
            for e in items.values()])
     pending = [e.name for e in items.values() if e.pending]
     if pending:
@@ -49,40 +52,74 @@ def endpoints_show(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     for key, value in endpoint.to_dict().items():
         if isinstance(value, dict):
-            click.echo(f"{key}:")
+            click.echo(f"{key}:" + ("" if value else " -"))
             for k, v in value.items():
-                click.echo(f"  {k}: {v}")
+                click.echo(f"  {k}: {_shown(v)}")
         else:
-            click.echo(f"{key}: {value}")
+            click.echo(f"{key}: {_shown(value)}")
+
+
+def _shown(value: object) -> str:
+    """A recorded value for people: ``-`` for none (never ``None``)."""
+    return "-" if value is None or value == "" else str(value)
 
 
 @endpoints.command("rm")
 @click.argument("name")
+@click.option("--force", is_flag=True, help="Forget it even if its server is still running (it is left running).")
 @click.option("--json", "as_json", is_flag=True, help="Print the removed entry as JSON.")
 @click.pass_context
-def endpoints_rm(ctx: click.Context, name: str, as_json: bool) -> None:
+def endpoints_rm(ctx: click.Context, name: str, force: bool, as_json: bool) -> None:
     """Forget NAME without touching its resources (use `kagg delete` to remove them)."""
+    from kagg.errors import BadInput
     from kagg.output import print_json, warn
 
-    endpoint = registry_of(ctx).remove(name)
+    registry = registry_of(ctx)
+    running = _running(registry.get(name), registry)
+    if running and not force:
+        raise BadInput(f"{name} is still running ({_where(running)}); `kagg delete {name}` stops it and forgets it "
+                       f"(`kagg endpoints rm {name} --force` forgets it and leaves it running)")
+    endpoint = registry.remove(name)
     if as_json:
         print_json(endpoint.to_dict())
         return
-    click.echo(f"Removed {name} from {registry_of(ctx).path}")
-    warn(f"its {endpoint.provider} resources were left as they are; `kagg delete` removes them")
+    click.echo(f"Removed {name} from {registry.path}")
+    if running:
+        warn(f"{name} is still running, and kagg no longer knows it: {_where(endpoint)}")
+    else:
+        warn(f"its {endpoint.provider} resources were left as they are; `kagg delete` removes them")
+
+
+def _running(endpoint, registry):
+    """``endpoint`` if its provider says it is running (providers with ``is_running``), else None."""
+    from kagg.errors import KaggError
+    from kagg.providers import get_provider
+
+    try:
+        provider = get_provider(endpoint.provider, state_dir=registry.state_dir)
+    except KaggError:  # a plug-in no longer installed: nothing to ask
+        return None
+    is_running = getattr(provider, "is_running", None)
+    return endpoint if callable(is_running) and is_running(endpoint) else None
+
+
+def _where(endpoint) -> str:
+    """Where a running server is: its pid and port when the entry has them, else its URL."""
+    data = endpoint.provider_data or {}
+    parts = [f"{key} {data[key]}" for key in ("pid", "port") if data.get(key) is not None]
+    return ", ".join(parts) if parts else (endpoint.url or "no URL")
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def providers(as_json: bool) -> None:
-    """List the providers that can be used here (built in and installed plug-ins)."""
-    from kagg.output import print_json
-    from kagg.providers import available
+    """List the providers known here (built in and installed plug-ins) and whether each can be used."""
+    from kagg.output import print_json, table
+    from kagg.providers import statuses
 
-    names = available()
+    found = statuses()
     if as_json:
-        print_json(names)
-    else:
-        click.echo("\n".join(names))
-
-
+        print_json(found)
+        return
+    table(["PROVIDER", "STATUS"],
+          [[s["name"], "available" if s["available"] else f"unavailable: {s['install']}"] for s in found])

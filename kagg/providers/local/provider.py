@@ -22,6 +22,7 @@ from kagg.errors import BadInput, DeployFailed, OperationFailed
 from kagg.atomic import write_bytes_atomic
 from kagg.model import Artifact, DeployOptions, Endpoint, Plan, PlanStep, utc_now
 from kagg.providers.base import Provider
+from kagg.registry import make_private_dir
 from kagg.providers.local.process import (HOST, Server, health, is_running, last_error_line, pick_free_port,
                                           port_is_free, server_command, servers_under, stop_server, identify)
 
@@ -144,6 +145,10 @@ class LocalProvider(Provider):
         shutil.rmtree(tmp, ignore_errors=True)
         with zipfile.ZipFile(artifact.path) as zf:
             zf.extractall(tmp)
+        for folder, dirs, files in os.walk(tmp):  # the code may be what the user keeps private
+            os.chmod(folder, 0o700)
+            for file in files:
+                os.chmod(os.path.join(folder, file), 0o600)
         shutil.rmtree(app_dir, ignore_errors=True)  # a half-unpacked earlier attempt
         os.replace(tmp, app_dir)
 
@@ -164,13 +169,13 @@ class LocalProvider(Provider):
     def _start(self, app_dir: Path, port: int, log_path: Path, env_extra: dict, expected_sha: Optional[str],
                startup_timeout: float) -> Server:
         """Start a detached server and wait for its /health; on failure raise with the log's error."""
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(log_path.parent)
         env = dict(os.environ)
         env.update(env_extra)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("PYTHONSTARTUP", None)
         cmd = server_command(app_dir, port)
-        with open(log_path, "ab") as log:
+        with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
             log.write(f"--- {utc_now()} starting {app_dir.name} on port {port}\n".encode())
             log.flush()
             start_offset = log.tell()
