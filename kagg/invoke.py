@@ -7,6 +7,7 @@ through the provider's ``sign()``, so they are as easy to call as public ones.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -14,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from kagg.errors import BadInput, OperationFailed
+from kagg.errors import BadInput, OperationFailed, TransientError
 from kagg.model import Endpoint
 from kagg.registry import Registry
 from kagg.urls import is_url
@@ -89,16 +90,22 @@ def call(target: str, registry: Optional[Registry] = None, payload: Any = None,
     request = urllib.request.Request(url, data=body if method not in ("GET", "HEAD") else None,
                                      headers=headers, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            result = InvokeResult(url, resp.status, {k.lower(): v for k, v in resp.headers.items()},
-                                  resp.read())
-    except urllib.error.HTTPError as exc:
-        result = InvokeResult(url, exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                result = InvokeResult(url, resp.status, {k.lower(): v for k, v in resp.headers.items()},
+                                      resp.read())
+        except urllib.error.HTTPError as exc:
+            result = InvokeResult(url, exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read())
     except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            raise _dropped(url, exc.reason) from None  # while the request was being sent
         raise OperationFailed(f"cannot reach {url}: {exc.reason}; is the endpoint running? "
-                              "(`kagg endpoints list`, `kagg logs NAME`)")
+                              "(`kagg endpoints list`, `kagg logs NAME`)") from None
     except TimeoutError:
-        raise OperationFailed(f"{url} did not answer within {timeout:g} s; raise --timeout or check `kagg logs`")
+        raise OperationFailed(f"{url} did not answer within {timeout:g} s; "
+                              "raise --timeout or check `kagg logs`") from None
+    except (http.client.HTTPException, ConnectionError) as exc:
+        raise _dropped(url, exc) from None
     try:
         result.data = json.loads(result.body) if result.body else None
     except ValueError:
@@ -106,6 +113,37 @@ def call(target: str, registry: Optional[Registry] = None, payload: Any = None,
     if raise_for_status and not result.ok:
         raise OperationFailed(f"{url} answered {result.status}: {result.error_message()}")
     return result
+
+
+#: what to look at when an endpoint misbehaves at the HTTP level
+_LOG_HINT = "check the endpoint's log (`kagg logs NAME`)"
+
+
+def _dropped(url: str, exc: BaseException) -> OperationFailed:
+    """The one-line error for a connection the endpoint broke or an answer that is not HTTP.
+
+    A closed or reset connection and a cut-off body are :class:`TransientError` (a restarting
+    server; ``kagg batch`` tries the item again); a garbled answer is not.
+    """
+    if isinstance(exc, http.client.RemoteDisconnected):  # before BadStatusLine and ConnectionResetError
+        return TransientError(f"the endpoint closed the connection without answering ({url}); {_LOG_HINT}")
+    if isinstance(exc, http.client.IncompleteRead):
+        expected = f" of {len(exc.partial) + exc.expected}" if exc.expected is not None else ""
+        return TransientError(f"the endpoint closed the connection in the middle of its answer ({url}): "
+                              f"{len(exc.partial)}{expected} bytes of the body arrived; {_LOG_HINT}")
+    if isinstance(exc, (ConnectionResetError, ConnectionAbortedError)):
+        return TransientError(f"the endpoint reset the connection without answering ({url}); {_LOG_HINT}")
+    if isinstance(exc, BrokenPipeError):
+        return TransientError(f"the endpoint closed the connection before the request was sent ({url}); "
+                              f"{_LOG_HINT}")
+    if isinstance(exc, ConnectionError):
+        return TransientError(f"the connection to the endpoint broke ({url}): {exc}; {_LOG_HINT}")
+    if isinstance(exc, http.client.BadStatusLine):
+        line = str(exc.args[0] if exc.args else exc).strip()[:60]
+        return OperationFailed(f"the endpoint did not answer with HTTP ({url}): it sent {line!r}; "
+                               f"is that URL a kagg endpoint? {_LOG_HINT}")
+    detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+    return OperationFailed(f"the endpoint sent an answer that is not valid HTTP ({url}): {detail}; {_LOG_HINT}")
 
 
 def load_payload(text: Optional[str], data_file: Optional[str]) -> Any:

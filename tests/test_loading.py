@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import free_port
+from conftest import CORPUS, free_port, needs_corpus, run_kagg
 from kagg.errors import BadInput, OperationFailed
 from kagg.notebook.cells import cell_tags
 from kagg.notebook.loading import github_raw_url, load_notebook, parse_notebook
@@ -136,6 +136,166 @@ def test_parse_notebook_from_bytes():
     assert nb.cells[0].source.startswith("def handler")
 
 
+# -- the schema check without nbformat ----------------------------------------------------------
+
+def _nbformat_accepts(nb: dict) -> bool:
+    """What kagg reported before the cheap check: nbformat's verdict with code outputs left out."""
+    import copy
+    import warnings
+
+    from nbformat.validator import ValidationError, validate
+
+    cells = nb.get("cells")
+    if isinstance(cells, list):
+        cells = [dict(c, outputs=[]) if isinstance(c, dict) and c.get("cell_type") == "code" else c for c in cells]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            validate(copy.deepcopy(dict(nb, cells=cells)))
+    except ValidationError:
+        return False
+    except Exception:  # noqa: BLE001 - the validator's own failure counts as "no problem reported"
+        return True
+    return True
+
+
+def _rich_notebook(minor: int = 5) -> dict:
+    """Every kind of cell with the metadata editors write, as nbformat builds them."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
+
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                                "language_info": {"name": "python", "version": "3.11.7", "file_extension": ".py",
+                                                  "codemirror_mode": {"name": "ipython", "version": 3}},
+                                "title": "t", "authors": [{"name": "a"}], "colab": {"provenance": []}})
+    code = new_code_cell("x = 1\nx", metadata={"tags": ["parameters"], "collapsed": False, "scrolled": "auto",
+                                               "jupyter": {"source_hidden": True},
+                                               "execution": {"iopub.status.busy": "2024-01-01T00:00:00Z"}})
+    code.outputs = [new_output("execute_result", data={"text/plain": "1"}, execution_count=1),
+                    new_output("stream", name="stdout", text="hi\n")]
+    code.execution_count = 1
+    markdown = new_markdown_cell("![x](attachment:x.png)", metadata={"name": "intro"},
+                                 attachments={"x.png": {"image/png": "iVBORw0KGgo="}})
+    raw = new_raw_cell("raw", metadata={"format": "text/x-python"})
+    nb.cells = [code, markdown, raw, new_code_cell("", metadata={})]
+    nb.nbformat_minor = minor
+    if minor < 5:
+        for cell in nb.cells:
+            del cell["id"]
+    return json.loads(json.dumps(nb))
+
+
+@pytest.mark.parametrize("minor", [0, 2, 4, 5])
+def test_common_notebooks_are_vouched_for_without_nbformat(minor):
+    from kagg.notebook.loading import schema_valid
+
+    nb = _rich_notebook(minor)
+    assert _nbformat_accepts(nb) and schema_valid(nb)
+    nb["cells"][0]["id"] = "abc" if minor < 5 else "bad id!"  # an id before 4.5, or one with spaces
+    assert not _nbformat_accepts(nb) and not schema_valid(nb)
+
+
+def test_schema_check_never_vouches_for_what_nbformat_rejects():
+    """Seeded mutations of valid notebooks: whenever the cheap check says valid, nbformat agrees."""
+    import copy
+    import random
+
+    from kagg.notebook.loading import schema_valid
+
+    values = [None, True, False, 0, -1, 1, 1.0, "", "a", "a,b", "x\n", "auto", "a" * 65, "ok-id", "bad id",
+              [], ["a"], ["a", "a"], ["a", 1], {}, {"a": 1}, {"name": "x", "display_name": "y"}, ["x\n", "y"],
+              {"text/plain": "x"}, {"application/json": {"a": 1}}, {"image/png": 1}, 4, 5, 6, "raw", "code"]
+    keys = ["metadata", "nbformat", "nbformat_minor", "cells", "kernelspec", "language_info", "name",
+            "display_name", "codemirror_mode", "orig_nbformat", "title", "authors", "id", "cell_type", "source",
+            "outputs", "execution_count", "attachments", "tags", "jupyter", "execution", "collapsed", "scrolled",
+            "format", "extra"]
+
+    def containers(obj, found):
+        if isinstance(obj, (dict, list)):
+            found.append(obj)
+            for value in obj.values() if isinstance(obj, dict) else obj:
+                containers(value, found)
+        return found
+
+    rng = random.Random(20240601)
+    bases = [_rich_notebook(m) for m in (0, 3, 4, 5)] + [json.loads(json.dumps(V4))]
+    vouched = 0
+    for _ in range(1500):
+        nb = copy.deepcopy(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            target = rng.choice(containers(nb, []))
+            value = copy.deepcopy(rng.choice(values))
+            if isinstance(target, dict):
+                roll = rng.random()
+                if target and roll < 0.3:
+                    del target[rng.choice(list(target))]
+                elif target and roll < 0.7:
+                    target[rng.choice(list(target))] = value
+                else:
+                    target[rng.choice(keys)] = value
+            elif target and rng.random() < 0.5:
+                target[rng.randrange(len(target))] = value
+            else:
+                target.append(value)
+        if schema_valid(nb):
+            vouched += 1
+            assert _nbformat_accepts(nb), json.dumps(nb)[:2000]
+    assert vouched > 300  # the cheap path is the common one
+
+
+@needs_corpus
+def test_corpus_notes_are_unchanged_by_the_cheap_check():
+    """Every corpus notebook gets the schema note exactly when nbformat rejects it."""
+    for path in sorted(CORPUS.glob("*.ipynb")):
+        try:
+            loaded = load_notebook(str(path))
+        except BadInput:
+            continue
+        noted = any("nbformat schema" in str(n) for n in loaded.notes)
+        assert noted == (not _nbformat_accepts(loaded.nb)), path.name
+
+
+def test_load_and_convert_do_not_import_nbformat(tmp_path):
+    """The common path (a v4 notebook) reads, checks and converts without nbformat or jsonschema."""
+    path = write_json(tmp_path / "nb.ipynb", V4)
+    res = run_kagg("convert", str(path), "-o", str(tmp_path / "out"), "--json",
+                   env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert res.returncode == 0, res.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert "kagg.notebook.convert" in imported
+    heavy = {m for m in imported if m.split(".")[0] in ("nbformat", "jsonschema", "fastjsonschema", "rich")}
+    assert heavy == set(), sorted(heavy)
+
+
+def test_an_invalid_notebook_is_still_reported_and_loaded(tmp_path):
+    data = json.loads(json.dumps(V4))
+    data["nbformat_minor"] = 4
+    data["cells"][0]["id"] = "not-allowed-before-4.5"
+    loaded = load_notebook(str(write_json(tmp_path / "ids.ipynb", data)))
+    assert len(loaded.nb.cells) == 1
+    assert [str(n) for n in loaded.notes] == [
+        "the notebook does not match the nbformat schema (Additional properties are not allowed ('id' was "
+        "unexpected)); loaded it anyway"]
+
+
+@pytest.mark.filterwarnings("ignore")  # V4's cell has no id: nbformat adds one, with a warning
+def test_notebook_node_behaves_like_nbformats(tmp_path):
+    import copy
+    import pickle
+
+    from kagg.notebook.loading import NotebookNode
+
+    nb = load_notebook(str(write_json(tmp_path / "nb.ipynb", V4))).nb
+    assert isinstance(nb.metadata.kernelspec, NotebookNode) and nb.metadata.kernelspec.name == "python3"
+    nb.cells[0].metadata = {"tags": ["skip"]}
+    assert isinstance(nb.cells[0].metadata, NotebookNode) and nb.cells[0].metadata.tags == ["skip"]
+    clone = copy.deepcopy(nb)
+    clone.cells[0].source = "changed"
+    assert nb.cells[0].source.startswith("def handler") and clone == pickle.loads(pickle.dumps(clone))
+    with pytest.raises(AttributeError):
+        nb.no_such_key
+    nbformat.validate(nbformat.from_dict(nb))
+
+
 # -- tags --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tags, expected", [
@@ -208,7 +368,7 @@ def test_url_loads(server):
     assert loaded.folder is None and loaded.source == url
     assert loaded.stem == "Demo Book" and loaded.filename == "Demo Book.ipynb"
     assert loaded.sha256 == hashlib.sha256(json.dumps(V4).encode()).hexdigest()
-    assert isinstance(loaded.nb, nbformat.NotebookNode)
+    assert isinstance(loaded.nb, dict) and loaded.nb.cells[0].cell_type == "code"
 
 
 @pytest.mark.parametrize("path, expected", [
@@ -241,7 +401,7 @@ def test_blob_url_is_fetched_raw(monkeypatch):
         seen.append((request.full_url, timeout))
         raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, None)
 
-    monkeypatch.setattr("kagg.notebook.loading.urllib.request.urlopen", fake_urlopen)
+    monkeypatch.setattr("urllib.request.urlopen", fake_urlopen)
     with pytest.raises(BadInput) as exc:
         load_notebook("https://github.com/o/r/blob/main/nb.ipynb")
     assert seen == [("https://raw.githubusercontent.com/o/r/main/nb.ipynb", 30)]

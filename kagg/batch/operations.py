@@ -10,11 +10,11 @@ work and may be retried. Deploy is exactly ``kagg.deploy.prepare`` then
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from kagg.atomic import write_bytes_atomic
+from kagg.atomic import component_problem, inside, write_bytes_atomic
 from kagg.batch.spec import BatchItem
 from kagg.errors import BadInput, NotFound, OperationFailed, TransientError
 from kagg.model import DeployOptions
@@ -66,15 +66,36 @@ def _derived_name(item: BatchItem) -> str:
     return convert(load_notebook(item.notebook), entry=item.entry, name=None).name
 
 
+def _file_name(name: str, what: str) -> str:
+    """``name`` if it can be a file or folder name under ``-o DIR``; else BadInput (the row is named
+    by the caller: a check's BadInput becomes a problem at the item's line)."""
+    problem = component_problem(name)
+    if problem:
+        raise BadInput(f"the name {name!r} cannot be used for the {what} under -o DIR: {problem}; "
+                       "give the item a plain name (letters, digits, '-', '_', '.')")
+    return name
+
+
 class Operation(ABC):
     """What ``--operation NAME`` does to one item."""
 
     name = ""
     needs_out_dir = False
+    #: ``check`` is CPU work (loading, scanning, converting notebooks): a long list is checked in
+    #: worker processes (kagg.batch.session), so the job must survive pickling (see ``portable``)
+    heavy_check = False
 
     @abstractmethod
     def check(self, item: BatchItem, ctx: Context) -> Job:
         """Read-only: raise BadInput if the item cannot be done; runs for every item before any work."""
+
+    def portable(self, job: Job) -> Job:
+        """``job`` as a check worker process sends it back (it is pickled); undone by ``restore``."""
+        return job
+
+    def restore(self, job: Job, ctx: Context) -> Job:
+        """``job`` from a check worker, made whole again in the process that runs it."""
+        return job
 
     @abstractmethod
     def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
@@ -83,6 +104,7 @@ class Operation(ABC):
 
 class Deploy(Operation):
     name = "deploy"
+    heavy_check = True
 
     def _prepare(self, item: BatchItem, ctx: Context):
         from kagg.deploy import prepare
@@ -93,6 +115,21 @@ class Deploy(Operation):
     def check(self, item: BatchItem, ctx: Context) -> Job:
         prepared = self._prepare(item, ctx)
         return Job(item, prepared.name, checked=prepared)
+
+    def portable(self, job: Job) -> Job:
+        # a provider instance may hold what does not pickle (a cloud SDK session): the runner's
+        # process makes its own, as prepare does, from the item's provider name
+        if job.checked is None:
+            return job
+        return replace(job, checked=replace(job.checked, provider=None))
+
+    def restore(self, job: Job, ctx: Context) -> Job:
+        if job.checked is None or job.checked.provider is not None:
+            return job
+        from kagg.providers import get_provider
+
+        provider = get_provider(job.item.provider, state_dir=ctx.registry.state_dir)
+        return replace(job, checked=replace(job.checked, provider=provider))
 
     def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
         from kagg.deploy import deploy_prepared
@@ -140,6 +177,7 @@ class Convert(Operation):
         from kagg.providers import get_provider
 
         function = self._convert(item)
+        _file_name(function.name, "folder it is converted into")
         provider = get_provider(item.provider, state_dir=ctx.registry.state_dir)
         return Job(item, function.name, checked=(function, provider))
 
@@ -152,7 +190,8 @@ class Convert(Operation):
         else:
             function = self._convert(job.item)
             provider = get_provider(job.item.provider, state_dir=ctx.registry.state_dir)
-        dest = ctx.out_dir / job.name
+        dest = ctx.out_dir / _file_name(job.name, "folder it is converted into")
+        inside(ctx.out_dir, dest)  # a symlink out of -o DIR is refused too
         step(f"writing {dest}")
         write_tree(function, provider.shims, dest)
         return Outcome("ok", f"written to {dest}", notes=[str(n) for n in function.notes])
@@ -165,15 +204,16 @@ class Download(Operation):
     def check(self, item: BatchItem, ctx: Context) -> Job:
         if not item.is_url:
             return Job(item, item.label, skip="a local file; nothing to download")
-        return Job(item, item.label)
+        return Job(item, _file_name(item.label, "downloaded notebook"))
 
     def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
         from kagg.notebook.loading import load_notebook
 
         step(f"fetching {job.item.notebook}")
         loaded = load_notebook(job.item.notebook)
-        dest = ctx.out_dir / f"{job.name}.ipynb"
-        write_bytes_atomic(dest, loaded.raw if isinstance(loaded.raw, bytes) else str(loaded.raw).encode("utf-8"))
+        dest = ctx.out_dir / f"{_file_name(job.name, 'downloaded notebook')}.ipynb"
+        write_bytes_atomic(dest, loaded.raw if isinstance(loaded.raw, bytes) else str(loaded.raw).encode("utf-8"),
+                           within=ctx.out_dir)
         return Outcome("ok", f"saved to {dest}", url=job.item.notebook)
 
 

@@ -295,6 +295,8 @@ def _needs_display(cells: list[_Cell]) -> bool:
     """True when the code calls ``display`` without importing or defining it."""
     used = bound = False
     for cell in cells:
+        if not _may_name(cell, "display"):
+            continue
         for node in ast.walk(cell.tree) if cell.tree else ():
             if isinstance(node, ast.Name) and node.id == "display":
                 if isinstance(node.ctx, ast.Load):
@@ -310,8 +312,17 @@ def _needs_display(cells: list[_Cell]) -> bool:
     return used and not bound
 
 
+def _may_name(cell: _Cell, identifier: str) -> bool:
+    """Whether the cell's code can mention ``identifier`` (a cheap test before walking its tree;
+    non-ASCII code is walked anyway, since Python reads identifiers NFKC-normalized)."""
+    code = cell.code.code if cell.code else ""
+    return identifier in code or not code.isascii()
+
+
 def _ipython_only_notes(cells: list[_Cell]) -> list[Note]:
     for cell in cells:
+        if not _may_name(cell, "get_ipython"):
+            continue
         for node in ast.walk(cell.tree) if cell.tree else ():
             if isinstance(node, ast.Name) and node.id == "get_ipython":
                 return [Note("uses `get_ipython()`, which does not exist outside Jupyter", cell.number, node.lineno)]

@@ -4,24 +4,24 @@ Loading is forgiving about what does not matter for running the code
 (schema-invalid metadata, a future 4.x minor, a v3 file) and strict, with a
 one-line message, about what makes the input unusable (not there, not JSON,
 not a notebook, not reachable).
+
+nbformat is not imported on the common path (a local v4 notebook that
+matches the schema): importing it loads jsonschema and compiles the schema,
+which costs more than converting a large notebook. :func:`schema_valid` checks
+the structure cheaply, and only a notebook it cannot vouch for goes through
+nbformat's validator (so every notebook nbformat rejects is still reported).
+Version 3 files are upgraded with nbformat's converter.
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Mapping, Optional
 
-import nbformat
-
-from kagg import __version__
 from kagg.errors import BadInput, OperationFailed
 from kagg.model import Note
 from kagg.urls import is_url
@@ -34,11 +34,78 @@ MAX_BYTES = 200 * 1024 * 1024
 _GITHUB_BLOB = re.compile(r"^https?://(?:www\.)?github\.com/([^/]+)/([^/]+)/blob/(.+)$")
 
 
+class NotebookNode(dict):
+    """A dict with attribute access (``nb.cells[0].source``), as nbformat's NotebookNode.
+
+    kagg's own class, so that loading does not import nbformat; nbformat's
+    functions accept it as the dict it is (``nbformat.from_dict(node)`` gives
+    theirs). Mappings stored into it become nodes too.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if hasattr(dict, key):
+            raise AttributeError(f"{key} is a method of the notebook node, not a key")
+        self[key] = value
+
+    def __delattr__(self, key: str) -> None:
+        try:
+            del self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, Mapping) and not isinstance(value, NotebookNode):
+            value = from_dict(value)
+        super().__setitem__(key, value)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def copy(self) -> "NotebookNode":
+        return NotebookNode(self)
+
+    def __deepcopy__(self, memo: dict) -> "NotebookNode":
+        from copy import deepcopy
+
+        new = NotebookNode()
+        memo[id(self)] = new
+        for key, value in self.items():
+            dict.__setitem__(new, key, value if isinstance(value, (str, int, float, type(None)))
+                             else deepcopy(value, memo))
+        return new
+
+    def __reduce__(self):
+        return (NotebookNode, (dict(self),))
+
+
+def from_dict(data: Any) -> Any:
+    """Every dict inside ``data`` (lists included) as a :class:`NotebookNode`; like nbformat's ``from_dict``."""
+    if isinstance(data, dict):
+        return NotebookNode({k: from_dict(v) for k, v in data.items()})
+    if isinstance(data, (list, tuple)):
+        return [from_dict(v) for v in data]
+    return data
+
+
 @dataclass
 class LoadedNotebook:
     """A notebook as read: the v4 node plus where its bytes came from and their hash."""
 
-    nb: nbformat.NotebookNode
+    nb: NotebookNode
     raw: bytes
     source: str  # the path or URL as the user gave it
     folder: Optional[Path]  # the directory of a local file; None for URLs
@@ -76,7 +143,7 @@ def load_notebook(source: str) -> LoadedNotebook:
                           sha256=hashlib.sha256(raw).hexdigest(), stem=_stem(source), notes=notes)
 
 
-def parse_notebook(raw: bytes, filename: str, notes: Optional[list[Note]] = None) -> nbformat.NotebookNode:
+def parse_notebook(raw: bytes, filename: str, notes: Optional[list[Note]] = None) -> NotebookNode:
     """Bytes to a v4 notebook node; ``notes`` collects what was tolerated (invalid metadata)."""
     text = _decode(raw, filename)
     try:
@@ -96,6 +163,8 @@ def parse_notebook(raw: bytes, filename: str, notes: Optional[list[Note]] = None
 
 def _basename(source: str) -> str:
     if is_url(source):
+        import urllib.parse
+
         path = urllib.parse.urlsplit(source).path.rstrip("/")
         return urllib.parse.unquote(path.rsplit("/", 1)[-1]) or source
     return Path(source).name or source
@@ -131,6 +200,12 @@ def _read_file(path: Path, source: str) -> bytes:
 
 
 def _fetch(url: str) -> bytes:
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    from kagg import __version__
+
     target = github_raw_url(url)
     request = urllib.request.Request(target, headers={"User-Agent": f"kagg/{__version__}",
                                                       "Accept": "application/json, */*"})
@@ -192,7 +267,7 @@ def _looks_like_python(text: str) -> bool:
     return True
 
 
-def _to_v4(data: dict, filename: str) -> nbformat.NotebookNode:
+def _to_v4(data: dict, filename: str) -> NotebookNode:
     major = data.get("nbformat")
     if not isinstance(major, int):
         raise BadInput(f"{filename} has no valid `nbformat` version; open it in Jupyter and save it again")
@@ -200,36 +275,71 @@ def _to_v4(data: dict, filename: str) -> nbformat.NotebookNode:
         raise BadInput(f"{filename} is nbformat {major}, newer than kagg reads (4.x); "
                        "save it as nbformat 4 from Jupyter")
     if major == 4:
-        data.setdefault("metadata", {})
-        data.setdefault("cells", [])
-        return _rejoin(nbformat.from_dict(data))
+        nb = from_dict(data)
+        nb.setdefault("metadata", NotebookNode())
+        nb.setdefault("cells", [])
+        return _rejoin(nb)
+    import nbformat
+
     for ws in data.setdefault("worksheets", []) or []:
         if isinstance(ws, dict):
             ws.setdefault("cells", [])
     data.setdefault("metadata", {})
     try:
-        return nbformat.convert(nbformat.from_dict(data), 4)
+        return from_dict(nbformat.convert(nbformat.from_dict(data), 4))
     except Exception as exc:  # nbformat's converters raise bare KeyError/ValueError on odd input
         raise BadInput(f"{filename} is nbformat {major} and could not be upgraded to 4 ({exc!r}); "
                        "open it in Jupyter and save it again") from None
 
 
-def _rejoin(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Sources and outputs stored as lists of lines become strings, as ``nbformat.reads`` leaves them."""
-    from nbformat.v4.rwbase import rejoin_lines
-
-    try:
-        return rejoin_lines(nb)
-    except (AttributeError, TypeError, KeyError):  # odd cells: cell_source() copes with lists anyway
-        return nb
+def _is_json_mime(mime: str) -> bool:
+    return mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
 
 
-def _schema_problem(nb: nbformat.NotebookNode) -> Optional[str]:
+def _rejoin_bundle(bundle: Any) -> None:
+    if isinstance(bundle, dict):
+        for key, value in list(bundle.items()):
+            if (isinstance(key, str) and not _is_json_mime(key) and isinstance(value, list)
+                    and all(isinstance(line, str) for line in value)):
+                bundle[key] = "".join(value)
+
+
+def _rejoin(nb: NotebookNode) -> NotebookNode:
+    """Sources and outputs stored as lists of lines become strings, as ``nbformat.reads`` leaves them
+    (nbformat's ``rejoin_lines``; odd parts are left as they are: cell_source() copes with lists)."""
+    cells = nb.get("cells")
+    for cell in cells if isinstance(cells, list) else ():
+        if not isinstance(cell, dict):
+            continue
+        source = cell.get("source")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            cell["source"] = "".join(source)
+        attachments = cell.get("attachments")
+        if isinstance(attachments, dict):
+            for bundle in attachments.values():
+                _rejoin_bundle(bundle)
+        if cell.get("cell_type") != "code" or not isinstance(cell.get("outputs"), list):
+            continue
+        for output in cell["outputs"]:
+            if not isinstance(output, dict):
+                continue
+            kind = output.get("output_type", "")
+            if kind in ("execute_result", "display_data"):
+                _rejoin_bundle(output.get("data"))
+            elif kind and isinstance(output.get("text"), list) and all(isinstance(t, str) for t in output["text"]):
+                output["text"] = "".join(output["text"])
+    return nb
+
+
+def _schema_problem(nb: NotebookNode) -> Optional[str]:
     """The first schema violation as a short string, or None. Never raises.
 
     Outputs are left out of the check: kagg never reads them, and images in
-    them make validation of a large notebook slow.
+    them make validation of a large notebook slow. A notebook that
+    :func:`schema_valid` vouches for is not given to nbformat's validator.
     """
+    if schema_valid(nb):
+        return None
     import warnings
 
     from nbformat.validator import ValidationError, validate
@@ -246,3 +356,119 @@ def _schema_problem(nb: nbformat.NotebookNode) -> Optional[str]:
     except Exception:  # the validator itself failed on odd input: nothing useful to report
         return None
     return None
+
+
+# -- the cheap schema check ------------------------------------------------------------------------
+#
+# True only for a notebook that nbformat's v4 schema (4.0 to 4.5, outputs left out as above)
+# accepts: it may say False for a valid one (then nbformat decides), never True for an invalid
+# one. Each test below is the schema's rule or a stricter one.
+
+_CELL_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_BASE_CELL_KEYS = {"raw": frozenset({"cell_type", "metadata", "source", "attachments"}),
+                   "markdown": frozenset({"cell_type", "metadata", "source", "attachments"}),
+                   "code": frozenset({"cell_type", "metadata", "source", "outputs", "execution_count"})}
+_WITH_ID_KEYS = {kind: keys | {"id"} for kind, keys in _BASE_CELL_KEYS.items()}
+_NB_KEYS = frozenset({"metadata", "nbformat_minor", "nbformat", "cells"})
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _multiline(value: Any) -> bool:
+    return type(value) is str or (type(value) is list and all(type(v) is str for v in value))
+
+
+def _optional_str(meta: dict, key: str) -> bool:
+    return key not in meta or type(meta[key]) is str
+
+
+def _nb_metadata_ok(meta: Any) -> bool:
+    if not isinstance(meta, dict):
+        return False
+    if "kernelspec" in meta:
+        spec = meta["kernelspec"]
+        if not (isinstance(spec, dict) and type(spec.get("name")) is str and type(spec.get("display_name")) is str):
+            return False
+    if "language_info" in meta:
+        info = meta["language_info"]
+        if not (isinstance(info, dict) and type(info.get("name")) is str
+                and all(_optional_str(info, k) for k in ("file_extension", "mimetype", "pygments_lexer"))):
+            return False
+        mode = info.get("codemirror_mode", "")
+        if not (type(mode) is str or isinstance(mode, dict)):
+            return False
+    if "orig_nbformat" in meta and not (_is_int(meta["orig_nbformat"]) and meta["orig_nbformat"] >= 1):
+        return False
+    return _optional_str(meta, "title") and ("authors" not in meta or type(meta["authors"]) is list)
+
+
+def _cell_metadata_ok(meta: Any, kind: str) -> bool:
+    if not isinstance(meta, dict):
+        return False
+    if "name" in meta:
+        name = meta["name"]
+        if not (type(name) is str and name and "\n" not in name and "\r" not in name):
+            return False
+    if "tags" in meta:
+        tags = meta["tags"]
+        if not (type(tags) is list and all(type(t) is str and t and "," not in t for t in tags)
+                and len(set(tags)) == len(tags)):
+            return False
+    if "jupyter" in meta and not isinstance(meta["jupyter"], dict):
+        return False
+    if kind == "raw":
+        return _optional_str(meta, "format")
+    if kind == "code":
+        if "execution" in meta:
+            execution = meta["execution"]
+            if not (isinstance(execution, dict) and all(type(v) is str for v in execution.values())):
+                return False
+        if "collapsed" in meta and type(meta["collapsed"]) is not bool:
+            return False
+        if "scrolled" in meta and not (type(meta["scrolled"]) is bool or meta["scrolled"] == "auto"):
+            return False
+    return True
+
+
+def _bundle_ok(bundle: Any) -> bool:
+    return isinstance(bundle, dict) and all(
+        _multiline(value) or (isinstance(key, str) and re.match(r"^application/(.*\+)?json$", key))
+        for key, value in bundle.items())
+
+
+def _cell_ok(cell: Any, with_ids: bool) -> bool:
+    if not isinstance(cell, dict):
+        return False
+    kind = cell.get("cell_type")
+    allowed = (_WITH_ID_KEYS if with_ids else _BASE_CELL_KEYS).get(kind) if type(kind) is str else None
+    if allowed is None or not allowed.issuperset(cell):
+        return False
+    if "metadata" not in cell or "source" not in cell or not _multiline(cell["source"]):
+        return False
+    if with_ids and "id" in cell and not (type(cell["id"]) is str and _CELL_ID.fullmatch(cell["id"])):
+        return False  # a missing id is fine: nbformat's validate() adds one before it checks
+    if kind == "code":
+        count = cell.get("execution_count", -1)  # outputs are not checked (see _schema_problem)
+        if not (count is None or (_is_int(count) and count >= 0)):
+            return False
+    elif "attachments" in cell:
+        attachments = cell["attachments"]
+        if not (isinstance(attachments, dict) and all(_bundle_ok(b) for b in attachments.values())):
+            return False
+    return _cell_metadata_ok(cell["metadata"], kind)
+
+
+def schema_valid(nb: Any) -> bool:
+    """Whether nbformat's v4 schema surely accepts ``nb`` (outputs aside); False means "ask nbformat"."""
+    if not isinstance(nb, dict) or not _NB_KEYS.issuperset(nb) or not _NB_KEYS.issubset(nb):
+        return False
+    minor = nb["nbformat_minor"]
+    if nb["nbformat"] != 4 or not _is_int(nb["nbformat"]) or not _is_int(minor) or not 0 <= minor <= 5:
+        return False
+    cells = nb["cells"]
+    if type(cells) is not list or not _nb_metadata_ok(nb["metadata"]):
+        return False
+    with_ids = minor >= 5
+    return all(_cell_ok(cell, with_ids) for cell in cells)

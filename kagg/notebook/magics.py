@@ -16,7 +16,6 @@ the line the user sees in Jupyter.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -120,6 +119,8 @@ class _Rewriter:
         self.cell, self.offset, self.result = cell, offset, result
 
     def run(self, lines: list[str]) -> list[str]:
+        if not any("?" in line or _is_escaped(line) for line in lines):
+            return list(lines)  # plain Python (most cells): nothing below would change a line
         out: list[str] = []
         depth, quote, continued = 0, None, False
         i = 0
@@ -199,6 +200,8 @@ class _Rewriter:
 
 def parse_install_args(args: str, conda: bool = False) -> tuple[list[str], list[str]]:
     """Package specs from ``pip install`` arguments, and messages for what could not be used."""
+    import shlex
+
     problems: list[str] = []
     try:
         tokens = shlex.split(args, comments=True, posix=True)
@@ -274,7 +277,7 @@ def _is_escaped(line: str) -> bool:
     stripped = line.lstrip()
     if stripped.startswith(("!", "%", "?")):
         return True
-    return bool(_ASSIGN.match(stripped))
+    return ("!" in stripped or "%" in stripped) and bool(_ASSIGN.match(stripped))  # x = !cmd, x = %magic
 
 
 def _join_continued(lines: list[str]) -> str:

@@ -17,7 +17,7 @@ import nbformat
 
 from kagg.atomic import write_bytes_atomic
 from kagg.errors import OperationFailed
-from kagg.notebook.loading import LoadedNotebook
+from kagg.notebook.loading import LoadedNotebook, NotebookNode
 
 #: Notebook-level metadata that says which kernel runs the code; everything else is dropped.
 KEPT_NOTEBOOK_METADATA = ("kernelspec", "language_info")
@@ -26,7 +26,7 @@ KEPT_CELL_METADATA = ("tags",)
 
 
 def preprocess(loaded: LoadedNotebook, strip_outputs: bool = False,
-               clean_metadata: bool = False) -> nbformat.NotebookNode:
+               clean_metadata: bool = False) -> NotebookNode:
     """A cleaned copy of the notebook; the loaded one is left untouched."""
     nb = copy.deepcopy(loaded.nb)
     for cell in nb.get("cells", []):
@@ -35,18 +35,18 @@ def preprocess(loaded: LoadedNotebook, strip_outputs: bool = False,
             cell["execution_count"] = None
         if clean_metadata:
             meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
-            cell["metadata"] = nbformat.NotebookNode({k: meta[k] for k in KEPT_CELL_METADATA if k in meta})
+            cell["metadata"] = NotebookNode({k: meta[k] for k in KEPT_CELL_METADATA if k in meta})
     if clean_metadata:
         meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
-        nb["metadata"] = nbformat.NotebookNode({k: meta[k] for k in KEPT_NOTEBOOK_METADATA if k in meta})
+        nb["metadata"] = NotebookNode({k: meta[k] for k in KEPT_NOTEBOOK_METADATA if k in meta})
     return nb
 
 
-def write_notebook(nb: nbformat.NotebookNode, path: Union[str, Path]) -> Optional[Path]:
+def write_notebook(nb: dict, path: Union[str, Path]) -> Optional[Path]:
     """Write ``nb`` as nbformat 4 JSON, atomically (a crash never leaves half a notebook); ``-`` is stdout."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        text = nbformat.writes(nb, version=4)
+        text = nbformat.writes(nbformat.from_dict(nb), version=4)
     text = text if text.endswith("\n") else text + "\n"
     if str(path) == "-":
         sys.stdout.write(text)

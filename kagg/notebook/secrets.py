@@ -10,7 +10,8 @@ What counts as a credential is decided by :mod:`kagg.notebook.secret_rules`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from pathlib import Path
+from typing import Any, Iterable, Optional
 
 from kagg.errors import BadInput
 from kagg.notebook.secret_rules import RULES, TextFinding, entropy, redact, scan_text
@@ -24,6 +25,9 @@ __all__ = [
     "scan_notebook",
     "check_files",
     "check_notebook",
+    "check_packaged",
+    "packaged_files",
+    "scan_file",
     "redact",
     "entropy",
 ]
@@ -122,10 +126,55 @@ def check_notebook(nb: Any, source_name: str) -> None:
         raise SecretsFound(findings, source_name)
 
 
+#: Bytes at the start of a file read to tell text from binary data (as git and grep do).
+_SNIFF = 8192
+
+
+def scan_file(name: str, data: bytes) -> list[Finding]:
+    """Possible credentials in one file packaged from the user's side, located by its name and line.
+
+    A Python module is read as code; any other text (``requirements.txt``, a ``.env``, a
+    config or data file) as plain text, where ``NAME=value`` and ``--password value`` count
+    too. Binary files (a NUL byte in the first 8 KiB) are not scanned.
+    """
+    if b"\0" in data[:_SNIFF]:
+        return []
+    text = data.decode("utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8", errors="replace")
+    kind = "code" if name.lower().endswith((".py", ".pyw", ".pyi")) else "raw"
+    return [Finding(0, f.line, f.rule, f.description, f.redacted, name) for f in scan_text(text, kind)]
+
+
 def check_files(files: dict[str, bytes], source_name: str) -> None:
-    """Stop a deploy when a module packaged beside the notebook (``helpers.py``) holds credentials."""
-    findings = [Finding(0, f.line, f.rule, f.description, f.redacted, name)
-                for name, data in files.items()
-                for f in scan_text(data.decode("utf-8", errors="replace"), "code")]
+    """Stop a deploy when a file packaged beside the notebook (``helpers.py``, ``requirements.txt``,
+    a data file) holds credentials: the findings name the file and line, the value redacted."""
+    findings = [f for name, data in files.items() for f in scan_file(name, data)]
     if findings:
         raise SecretsFound(findings, source_name)
+
+
+def packaged_files(function: Any, folder: Optional[Path]) -> dict[str, bytes]:
+    """Every file that goes into the artifact from the user's side, by the name the user knows it by.
+
+    That is the files copied from the notebook's folder (``function.local_files``: the modules it
+    imports, and any data file packaged with them) and, when the requirements come from it, the
+    ``requirements.txt`` beside the notebook as the user wrote it (the artifact's copy has its
+    comments stripped; its lines would not match the user's). What kagg generates from the
+    notebook itself is covered by :func:`check_notebook`.
+    """
+    from kagg.notebook.requirements import REQUIREMENTS_FILE, requirements_file
+
+    files = dict(getattr(function, "local_files", None) or {})
+    if getattr(function, "requirements_origin", None) == "file":
+        path = requirements_file(folder)
+        if path is not None:
+            try:
+                files.setdefault(REQUIREMENTS_FILE, path.read_bytes())
+            except OSError as exc:
+                raise BadInput(f"cannot read {path}: {exc.strerror or exc}; check its permissions") from None
+    return files
+
+
+def check_packaged(function: Any, folder: Optional[Path], source_name: str) -> None:
+    """Stop a deploy when any file packaged from the user's side holds possible credentials
+    (see :func:`packaged_files`); runs after conversion and before anything is built."""
+    check_files(packaged_files(function, folder), source_name)
