@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from conftest import run_kagg
-from kagg.atomic import component_problem
 from notebooks import notebook
 
 HANDLER = "def handler(x: int = 1):\n    return {'x': x}"
@@ -137,4 +136,6 @@ def test_download_writes_plain_names_and_refuses_a_file_that_links_outside(work,
     ("/abs", False), ("tab\there", False), (" padded ", False), ("x" * 256, False),
 ])
 def test_component_problem(name, ok):
+    from kagg.atomic import component_problem
+
     assert (component_problem(name) is None) == ok

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_kagg
-from kagg.notebook.secrets import SecretsFound, check_files, packaged_files, scan_file
+from kagg.notebook import secrets
 from notebooks import write
 
 _rng = random.Random(4711)
@@ -82,7 +82,7 @@ def test_an_unused_requirements_file_is_not_packaged_nor_scanned(tmp_path):
 
     function = convert_source(str(nb))
     assert function.requirements_origin == "inferred"
-    assert packaged_files(function, tmp_path) == {}
+    assert secrets.packaged_files(function, tmp_path) == {}
 
 
 def test_every_packaged_file_is_scanned_by_its_name(tmp_path):
@@ -93,10 +93,10 @@ def test_every_packaged_file_is_scanned_by_its_name(tmp_path):
     from kagg.notebook.convert import convert_source
 
     function = convert_source(str(nb))
-    files = packaged_files(function, tmp_path)
+    files = secrets.packaged_files(function, tmp_path)
     assert sorted(files) == ["helpers.py", "requirements.txt"]
-    with pytest.raises(SecretsFound) as exc:
-        check_files(files, str(nb))
+    with pytest.raises(secrets.SecretsFound) as exc:
+        secrets.check_files(files, str(nb))
     places = [(f.where, f.line, f.rule) for f in exc.value.findings]
     assert places == [("helpers.py", 2, "password-assignment"), ("requirements.txt", 2, "url-credentials")]
     assert secret not in str(exc.value) and "\n" not in str(exc.value)
@@ -108,15 +108,15 @@ def test_every_packaged_file_is_scanned_by_its_name(tmp_path):
     ("pip.conf", "[global]\nextra-index-url = https://u:{t}@pkgs.internal/simple\n", "url-credentials"),
 ])
 def test_data_files_are_scanned_as_text(name, text, rule):
-    findings = scan_file(name, text.format(t=token(28)).encode())
+    findings = secrets.scan_file(name, text.format(t=token(28)).encode())
     assert [(f.where, f.rule) for f in findings] == [(name, rule)]
     assert findings[0].line == 2 if name != "data/params.json" else findings[0].line == 1
 
 
 def test_binary_files_are_not_scanned():
     secret = token(28)
-    assert scan_file("model.bin", b"\x00\x01" + f"api_key = '{secret}'".encode()) == []
-    assert scan_file("model.txt", f"api_key = '{secret}'".encode()) != []
+    assert secrets.scan_file("model.bin", b"\x00\x01" + f"api_key = '{secret}'".encode()) == []
+    assert secrets.scan_file("model.txt", f"api_key = '{secret}'".encode()) != []
 
 
 def test_convert_json_lists_what_is_packaged(tmp_path):
