@@ -172,3 +172,25 @@ def test_the_planner_imports_no_boto3():
             "print('boto3' in sys.modules or 'botocore' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=str(ROOT))
     assert out.stdout.strip() == "False"
+
+
+OWNER = "0123456789abcdef0123456789abcdef"
+
+
+def test_a_new_function_is_tagged_with_its_owner():
+    create = plan_calls(ART, settings(owner=OWNER), RemoteState(role=KAGG_ROLE))[0]
+    assert create.action == "lambda:CreateFunction"
+    assert create.kwargs["Tags"]["kagg-owner"] == OWNER and create.kwargs["Tags"]["kagg:endpoint"] == "greet"
+    assert "kagg-owner" not in plan_calls(ART, settings(), RemoteState(role=KAGG_ROLE))[0].kwargs["Tags"]
+
+
+def test_a_function_without_this_owner_tag_is_tagged_first():
+    s = settings(owner=OWNER)
+    state = deployed(s)
+    calls = plan_calls(OTHER, s, state)
+    assert actions(calls, mutating_only=True) == ["lambda:TagResource", "lambda:UpdateFunctionCode"]
+    assert calls[0].kwargs == {"Resource": state.function["FunctionArn"],
+                               "Tags": {"kagg:endpoint": "greet", "kagg:version": calls[0].kwargs["Tags"]["kagg:version"],
+                                        "kagg-owner": OWNER}}
+    state.tags["kagg-owner"] = OWNER
+    assert plan_calls(ART, s, state) == []

@@ -160,7 +160,7 @@ def test_foreign_function_of_the_same_name_is_not_taken_over(aws, provider, fnam
     aws.direct("lambda").create_function(FunctionName=fname, Runtime="python3.12", Role=arn,
                                          Handler="x.y", Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18})
     aws.proxy.clear()
-    with pytest.raises(BadInput, match="not deployed by kagg"):
+    with pytest.raises(BadInput, match="was not made by kagg"):
         provider.plan(provider.build(hello_function(fname), options()), None, options())
     assert aws.proxy.actions(mutating=True) == []
 
@@ -394,7 +394,7 @@ def test_given_bucket_is_used_and_a_missing_one_refused(aws, provider, fname):
     assert ep.provider_data["code_location"]["bucket"] == f"{fname}-artifacts"
     assert "s3:CreateBucket" not in aws.proxy.actions()
     with pytest.raises(BadInput, match="does not exist"):
-        provider.plan(provider.build(hello_function(fname), opts), None,
+        provider.plan(provider.build(hello_function(fname), opts), ep,
                       options(bucket="absent-bucket", extra={"max_zip_bytes": 1000}))
 
 

@@ -19,6 +19,7 @@ import kagg
 from kagg.errors import BadInput
 from kagg.model import Artifact, PlanStep
 from kagg.providers.aws.remote import RemoteState
+from kagg.providers.base import OWNER_TAG
 from kagg.providers.aws.settings import (BASIC_POLICY, DEFAULT_ARCH, ROLE_NAME, SID_INVOKE, SID_URL, TAG,
                                          TRUST_POLICY, Settings, human)
 
@@ -77,11 +78,13 @@ def plan_calls(artifact: ArtifactInfo, s: Settings, remote: RemoteState) -> list
     summary = f"{s.runtime}, {s.arch}, {s.memory} MB, {s.timeout} s"
     if deployed is None:
         calls.append(Call("lambda", "CreateFunction", {
-            **desired, "Code": code, "Architectures": [s.arch], "Publish": False,
-            "Tags": {TAG: name, "kagg:version": kagg.__version__}},
+            **desired, "Code": code, "Architectures": [s.arch], "Publish": False, "Tags": tags(name, s)},
             f"create function {name} ({summary}) from {code_desc}"))
         calls.append(wait("function_active_v2", name, "until the function is Active"))
     else:
+        if s.owner is not None and remote.tags.get(OWNER_TAG) != s.owner:  # adopted, or made before owner tags
+            calls.append(Call("lambda", "TagResource", {"Resource": deployed["FunctionArn"], "Tags": tags(name, s)},
+                              f"tag {name} as this registry entry's ({OWNER_TAG}={s.owner})"))
         same_code = deployed.get("CodeSha256") == artifact.code_sha256
         if s.force or not same_code or deployed.get("Architectures", [DEFAULT_ARCH]) != [s.arch]:
             reason = "forced" if s.force and same_code else "changed"
@@ -96,6 +99,14 @@ def plan_calls(artifact: ArtifactInfo, s: Settings, remote: RemoteState) -> list
             calls.append(wait("function_updated_v2", name, "until the configuration update is done"))
     _url(name, s, remote, calls)
     return calls
+
+
+def tags(name: str, s: Settings) -> dict[str, str]:
+    """The tags kagg keeps on a function: its endpoint, kagg's version, and the entry that owns it."""
+    out = {TAG: name, "kagg:version": kagg.__version__}
+    if s.owner is not None:
+        out[OWNER_TAG] = s.owner
+    return out
 
 
 def is_unchanged(calls: list[Call], remote: RemoteState) -> bool:

@@ -21,8 +21,8 @@ from kagg.providers.aws import clients, deps, executor, planner, remote, setting
 from kagg.providers.aws.planner import ArtifactInfo, Call
 from kagg.providers.aws.retry import RetryPolicy, call
 from kagg.providers.aws.settings import (CREDENTIAL_WAYS, DEFAULT_ARCH, DEFAULT_RUNTIME, MAX_UNZIPPED_BYTES,
-                                         NO_CREDENTIALS, NO_REGION, TAG, Settings)
-from kagg.providers.base import Provider
+                                         NO_CREDENTIALS, NO_REGION, Settings)
+from kagg.providers.base import OWNER_TAG, Provider
 
 
 class AWSProvider(Provider):
@@ -110,9 +110,8 @@ class AWSProvider(Provider):
         name = (current.provider_data.get("function_name") if current else None) or artifact.function.name
         info = ArtifactInfo.of(artifact, name)
         state = remote.read_state(self.client, self.shared().partition_for(s.region), s, name, info, policy)
-        if state.function is not None and current is None and state.tags.get(TAG) != name:
-            raise BadInput(f"a Lambda function named {name!r} already exists in {s.region} and was not "
-                           f"deployed by kagg; choose another name with --name")
+        if state.function is not None:  # change it only if this registry's entry made it (or --adopt)
+            self.check_owner(f"Lambda function {name} in {s.region}", state.tags.get(OWNER_TAG), current, options)
         calls = planner.plan_calls(info, s, state)
         data: dict[str, Any] = {
             "region": s.region, "function_name": name, "settings": asdict(s), "code_sha256": info.code_sha256,
@@ -124,6 +123,12 @@ class AWSProvider(Provider):
         return Plan(provider=self.name, name=artifact.function.name, artifact=artifact, current=current,
                     options=options, steps=[c.step() for c in calls],
                     unchanged=planner.is_unchanged(calls, state), data=data)
+
+    def pending_data(self, plan: Plan) -> dict:
+        """What a deploy killed midway may leave: the function (by name) and the uploaded zip."""
+        data = plan.data
+        return {"function_name": data["function_name"], "code_location": data.get("code_location"),
+                "role_arn": data.get("role_arn"), "role_created_by_kagg": data.get("role_created_by_kagg", False)}
 
     def apply(self, plan: Plan) -> Endpoint:
         """Make the plan's calls in order (retrying transient errors) and describe the result."""
@@ -143,7 +148,7 @@ class AWSProvider(Provider):
             outcome.url = call(lam.get_function_url_config, policy, FunctionName=name)["FunctionUrl"]
         function, current = plan.artifact.function, plan.current
         return Endpoint(
-            name=plan.name, provider=self.name, url=outcome.url,
+            name=plan.name, provider=self.name, url=outcome.url, owner=plan.options.owner,
             auth="none" if s.public else "aws_iam", region=s.region,
             source={"path": function.source.path, "sha256": function.source.sha256},
             artifact_sha256=plan.artifact.sha256,
@@ -166,7 +171,7 @@ class AWSProvider(Provider):
         data = endpoint.provider_data or {}
         region = endpoint.region or self._region(options)
         name = data.get("function_name") or endpoint.name
-        warnings = teardown.delete_function(self.client, region, data, name, policy)
+        warnings = teardown.delete_function(self.client, region, data, name, policy, endpoint.owner)
         if (options.extra or {}).get("purge_role"):
             aws = self.shared()
             regions = aws.regions("lambda", aws.partition_for(region))  # IAM is global: every region

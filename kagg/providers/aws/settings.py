@@ -68,6 +68,8 @@ class Settings:
     force: bool = False
     max_zip_bytes: int = MAX_ZIP_BYTES
     max_unzipped_bytes: int = MAX_UNZIPPED_BYTES
+    #: the registry entry's identity, kept on the function as its OWNER_TAG (None: not known)
+    owner: Optional[str] = None
 
     @property
     def auth_type(self) -> str:
@@ -88,7 +90,7 @@ class Settings:
             env=dict(options.env or {}), role=options.role, public=bool(options.public),
             bucket=options.bucket, force=bool(options.force),
             max_zip_bytes=int(extra.get("max_zip_bytes", MAX_ZIP_BYTES)),
-            max_unzipped_bytes=int(extra.get("max_unzipped_bytes", MAX_UNZIPPED_BYTES)))
+            max_unzipped_bytes=int(extra.get("max_unzipped_bytes", MAX_UNZIPPED_BYTES)), owner=options.owner)
 
 
 def check_options(options: DeployOptions) -> None:

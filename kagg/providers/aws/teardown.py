@@ -16,6 +16,7 @@ from typing import Any, Optional
 from kagg.providers.aws.remote import ClientFor
 from kagg.providers.aws.retry import CREDENTIAL_CODES, AWSCallFailed, RetryPolicy, call
 from kagg.providers.aws.settings import ROLE_NAME
+from kagg.providers.base import OWNER_TAG
 
 #: how many regions are listed at once
 SCAN_THREADS = 8
@@ -23,10 +24,22 @@ SCAN_THREADS = 8
 _NOT_ENABLED = CREDENTIAL_CODES | {"AuthFailure", "OptInRequired"}
 
 
-def delete_function(client: ClientFor, region: str, data: dict, name: str, policy: RetryPolicy) -> list[str]:
-    """Remove the URL, the function and (for big zips) its S3 object; warnings for what was gone."""
+def delete_function(client: ClientFor, region: str, data: dict, name: str, policy: RetryPolicy,
+                    owner: Optional[str] = None) -> list[str]:
+    """Remove the URL, the function and (for big zips) its S3 object; warnings for what was gone.
+
+    An entry that knows its ``owner`` deletes only a function carrying that owner tag: a function
+    of the same name made since by another registry (a stale entry) is left alone.
+    """
     lam = client("lambda", region)
     warnings: list[str] = []
+    if owner is not None:
+        found = call(lam.get_function, policy, missing_ok=True, FunctionName=name)
+        theirs = (found.get("Tags") or {}).get(OWNER_TAG) if found is not None else owner
+        if theirs != owner:
+            made_by = f"another kagg endpoint (owner {theirs})" if theirs else "someone else (no kagg-owner tag)"
+            return [f"Lambda function {name} in {region} was made by {made_by}, not by this entry; "
+                    f"left it in place and removed the entry"]
     call(lam.delete_function_url_config, policy, missing_ok=True, FunctionName=name)
     if call(lam.delete_function, policy, missing_ok=True, FunctionName=name) is None:
         warnings.append(f"Lambda function {name} was already gone from {region}; removed it from the registry")
