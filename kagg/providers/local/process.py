@@ -79,8 +79,9 @@ def _proc_info(pid: int) -> Optional[tuple[int, list[str], int]]:
 
 
 def _served_dir(argv: list[str]) -> Optional[str]:
-    """The app folder a functions-framework command line serves (``--source DIR/main.py``)."""
-    if "functions_framework" not in argv[1:3] or "--source" not in argv:
+    """The app folder a kagg server command line serves (``--source DIR/main.py``); None for
+    anything else, the server child of a supervisor included."""
+    if argv[1:3] != ["-m", SERVER_MODULE] or "--serve" in argv or "--source" not in argv:
         return None
     i = argv.index("--source")
     return str(Path(argv[i + 1]).parent) if i + 1 < len(argv) else None
@@ -170,8 +171,12 @@ def last_error_line(log_text: str) -> str:
     return lines[-1].strip() if lines else "the server exited without a message"
 
 
+#: what runs a local server: functions-framework's app under kagg's supervisor (see that module)
+SERVER_MODULE = "kagg.providers.local.server"
+
+
 def server_command(app_dir: Path, port: int) -> list[str]:
-    """The functions-framework command line that serves an unpacked artifact on 127.0.0.1:``port``
+    """The command line that serves an unpacked artifact on 127.0.0.1:``port``
     (:func:`identify` reads the app folder back from it)."""
-    return [sys.executable, "-m", "functions_framework", "--target", TARGET,
+    return [sys.executable, "-m", SERVER_MODULE, "--target", TARGET,
             "--source", str(app_dir.resolve() / "main.py"), "--host", HOST, "--port", str(port)]
