@@ -42,10 +42,27 @@ class AWSProvider(Provider):
 
     # -- checks ----------------------------------------------------------------------------------
     def validate_options(self, options: DeployOptions) -> None:
-        """Every value checked locally, then the region and the presence of credentials. No call."""
+        """Every value checked locally, then the region and the presence of credentials. No call.
+
+        A missing region and missing credentials are reported together: one run says all the
+        set-up that is missing.
+        """
         settings.check_options(options)
-        self._region(options)
-        self.check_credentials()
+        missing = []
+        try:
+            self._region(options)
+        except BadInput as exc:
+            if exc.message != NO_REGION:
+                raise
+            missing.append(exc.message)
+        try:
+            self.check_credentials()
+        except BadInput as exc:
+            if not missing:
+                raise
+            missing.append(exc.message)
+        if missing:
+            raise BadInput("; and ".join(missing))
 
     def check_credentials(self) -> None:
         """BadInput naming the standard ways when the chain finds nothing (no call is made)."""

@@ -12,18 +12,29 @@ A mutating call whose reply was lost (a read timeout, a connection dropped
 after the request went out) may have been made: before repeating it, the
 caller's ``recover`` reads whether it was, so a create is not sent twice and
 "already exists" is not taken for a failure.
+
+Each retry is said as it happens (a warning of the ``kagg.aws`` logger, which
+reaches stderr when nothing else is configured), and a failure to reach AWS
+at all is named as such, not as throttling.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from tenacity import (Retrying, retry_if_exception, stop_after_attempt, stop_after_delay,
                       wait_random_exponential)
 
-from kagg.errors import TRANSIENT_CODES, OperationFailed
+from kagg.errors import TRANSIENT_CODES, BadInput, OperationFailed
+
+log = logging.getLogger("kagg.aws")
+#: ``attempts=3 base=0.1 cap=1 max_seconds=20`` (commas or spaces): the retry policy's defaults here
+RETRY_ENV = "KAGG_AWS_RETRY"
 
 #: codes that mean "it is not there"; callers may ask for None instead of an error
 MISSING_CODES = frozenset({
@@ -60,12 +71,27 @@ class RetryPolicy:
 
     @classmethod
     def from_extra(cls, extra: dict) -> "RetryPolicy":
-        """Tests and impatient users shrink the waits through ``options.extra``."""
+        """Tests and impatient users shrink the waits through ``options.extra`` (``retry_attempts``…)
+        or, for every command, the environment variable :data:`RETRY_ENV`."""
         keys = {"attempts": "retry_attempts", "max_seconds": "retry_max_seconds",
                 "base": "retry_base", "cap": "retry_cap", "waiter_delay": "waiter_delay",
                 "waiter_attempts": "waiter_attempts"}
-        kwargs = {field: type(getattr(cls, field))(extra[key]) for field, key in keys.items() if key in extra}
-        return cls(**kwargs)
+        given = _from_env(os.environ.get(RETRY_ENV, ""), set(keys))
+        given.update({field: extra[key] for field, key in keys.items() if key in extra})
+        try:
+            return cls(**{field: type(getattr(cls, field))(value) for field, value in given.items()})
+        except ValueError:
+            raise BadInput(f"{RETRY_ENV} or the retry options hold a value that is not a number: {given}") from None
+
+
+def _from_env(text: str, fields: set[str]) -> dict[str, str]:
+    out = {}
+    for item in text.replace(",", " ").split():
+        field, sep, value = item.partition("=")
+        if not sep or field not in fields:
+            raise BadInput(f"{RETRY_ENV}={text!r}: expected FIELD=VALUE items, FIELD one of {', '.join(sorted(fields))}")
+        out[field] = value
+    return out
 
 
 class AWSCallFailed(OperationFailed):
@@ -132,11 +158,58 @@ def is_transient(exc: BaseException) -> bool:
     return status == 429 or status >= 500
 
 
+def connection_problem(exc: BaseException) -> Optional[str]:
+    """What went wrong on the way to AWS ("cannot connect to http://…"), or None for AWS's own answers."""
+    from botocore.exceptions import (ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError,
+                                     HTTPClientError, ProxyConnectionError, ReadTimeoutError, SSLError)
+
+    kwargs = getattr(exc, "kwargs", None) or {}
+    url = _origin(str(kwargs.get("endpoint_url") or ""))
+    if isinstance(exc, ProxyConnectionError):
+        return f"cannot connect to the proxy {_origin(str(kwargs.get('proxy_url') or ''))}"
+    if isinstance(exc, SSLError):
+        return f"TLS failed with {url}"
+    if isinstance(exc, ConnectTimeoutError):
+        return f"timed out connecting to {url}"
+    if isinstance(exc, EndpointConnectionError):
+        return f"cannot connect to {url}"
+    if isinstance(exc, ReadTimeoutError):
+        return f"no answer from {url} in time"
+    if isinstance(exc, ConnectionClosedError):
+        return f"the connection to {url} closed before an answer"
+    if isinstance(exc, HTTPClientError):
+        return f"the connection to {url} failed"
+    return None
+
+
+def _origin(url: str) -> str:
+    """``http://127.0.0.1:9/2015-03-31/functions`` -> ``http://127.0.0.1:9``."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else (url or "AWS")
+
+
+def _network_hint(service: str) -> str:
+    for var in (f"AWS_ENDPOINT_URL_{service.upper()}", "AWS_ENDPOINT_URL"):
+        if os.environ.get(var):
+            return f"check that something answers there ({var} is {os.environ[var]})"
+    return "check the network connection and any proxy (HTTPS_PROXY)"
+
+
+def reason(exc: BaseException) -> str:
+    """A few words on why a call failed, for the retry notices."""
+    return connection_problem(exc) or f"{error_code(exc)}: {_message(exc)}"
+
+
 def describe_failure(exc: BaseException, operation: str, service: str, gave_up: bool = False,
                      attempts: int = 0) -> AWSCallFailed:
     """The one-line error for a failed call: which permission is missing, or what AWS refused."""
     code, message = error_code(exc), _message(exc)
-    if gave_up:
+    problem = connection_problem(exc)
+    if problem is not None:
+        problem = problem.replace("cannot connect to ", "cannot connect to the endpoint URL ", 1)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        text = f"AWS {operation} failed{tries}: {problem}; {_network_hint(service)}"
+    elif gave_up:
         text = (f"AWS {operation} still failing after {attempts} attempts ({code}: {message}); "
                 f"AWS may be throttling or unavailable, try again in a few minutes")
     elif code in ACCESS_CODES:
@@ -189,10 +262,17 @@ def call(fn: Callable[..., Any], policy: RetryPolicy, *, missing_ok: bool = Fals
     """
     operation, service = _names(fn)
     attempts = 0
+    target = kwargs.get("FunctionName") or kwargs.get("RoleName") or kwargs.get("Bucket")
+    what = f"{operation} of {target}" if target else operation
 
     def before_sleep(state: Any) -> None:
-        if on_retry is not None and state.outcome is not None:
-            on_retry(state.outcome.exception())
+        if state.outcome is None:
+            return
+        exc = state.outcome.exception()
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning("retrying %s in %.1f s (%s)", what, wait, reason(exc))
+        if on_retry is not None:
+            on_retry(exc)
 
     def attempt_once() -> Any:
         try:

@@ -29,7 +29,7 @@ def sign_request(credentials: Any, region: str, method: str, url: str, headers: 
 
 def log_lines(client: Any, function_name: str, follow: bool = False, poll_seconds: float = 2.0) -> Iterator[str]:
     """The function's log lines of the last hour; with ``follow``, new ones as they come."""
-    policy = RetryPolicy()
+    policy = RetryPolicy.from_extra({})
     start = int((time.time() - 3600) * 1000)
     seen: set[str] = set()
     while True:
