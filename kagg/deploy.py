@@ -106,6 +106,7 @@ def deploy_prepared(prepared: Prepared, registry: Registry, progress: Progress =
     any moment leaves nothing the registry cannot name (docs/architecture.md, "Registry").
     """
     provider, function = prepared.provider, prepared.function
+    provider.progress = progress
     notes = [str(n) for n in function.notes]
     progress(f"building {prepared.name} for {provider.name}")
     registry.ensure_state_dir()

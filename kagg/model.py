@@ -33,6 +33,10 @@ class Parameter:
     default: Any = None
     required: bool = False
     help: Optional[str] = None
+    #: a handler default that is not a JSON literal, as written (``DEFAULT_N``, ``len(x)``): then
+    #: ``default`` is unused, /schema shows no default and a request without the parameter gets the
+    #: function's own default
+    default_expr: Optional[str] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,7 +106,7 @@ class ConvertedFunction:
             prop: dict[str, Any] = {}
             if p.type in json_types:
                 prop["type"] = json_types[p.type]
-            if not p.required:
+            if not p.required and p.default_expr is None:
                 prop["default"] = p.default
             if p.help:
                 prop["description"] = p.help
@@ -182,6 +186,7 @@ class DeployOptions:
     runtime: Optional[str] = None
     arch: Optional[str] = None
     bucket: Optional[str] = None
+    startup_timeout: Optional[float] = None  # local: seconds to wait for a cold start (default 120)
     adopt: bool = False  # take over a cloud resource that this registry's entry did not make
     #: the identity of the registry entry this deploy writes (set by kagg.deploy, not by users);
     #: providers keep it on the resources they make and check it before changing one

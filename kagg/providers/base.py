@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from kagg.errors import BadInput
 from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Plan
@@ -29,10 +29,17 @@ class Provider(ABC):
     #: what a valid endpoint name looks like for this provider, and how to say so
     name_pattern = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
     name_rule = "1-63 characters: lower-case letters, digits and '-', starting with a letter"
+    #: the DeployOptions fields this provider reads; the CLI refuses any other option a user sets
+    #: (``--memory`` for a provider without ``memory``). Fields kagg.deploy reads for every
+    #: provider (name, entry, force, dry_run, allow_secrets, adopt, owner, extra) are never refused.
+    #: Default: every field, so a provider that does not say is refused nothing.
+    options_used: frozenset[str] = frozenset(DeployOptions.__dataclass_fields__)
 
     def __init__(self, state_dir: Optional[Path] = None):
         """``state_dir`` is where the provider may keep files (beside the registry)."""
         self.state_dir = Path(state_dir) if state_dir else Path(".kagg")
+        #: where a provider says what a long step is doing (kagg.deploy points it at the user)
+        self.progress: Callable[[str], None] = lambda message: None
 
     # -- checks before any work ------------------------------------------------------
     def validate_name(self, name: str) -> None:
@@ -102,6 +109,11 @@ class Provider(ABC):
 
         ``options.extra`` carries provider-specific switches such as ``purge_role``.
         """
+
+    def health(self, endpoint: Endpoint) -> Optional[str]:
+        """A word or two on whether the endpoint serves (``up``, ``down``, ``up, restarted 2x``)
+        for ``kagg endpoints list``; None when the provider cannot tell without a slow call."""
+        return None
 
     # -- calling ---------------------------------------------------------------------------
     def sign(self, endpoint: Endpoint, method: str, url: str, headers: dict[str, str],

@@ -21,7 +21,9 @@ from typing import Iterator, Optional
 from kagg.errors import BadInput, DeployFailed, OperationFailed
 from kagg.atomic import write_bytes_atomic
 from kagg.model import Artifact, DeployOptions, Endpoint, Plan, PlanStep, utc_now
+from kagg.notebook.linemap import LineMap
 from kagg.providers.base import Provider
+from kagg.providers.local.server import read_status
 from kagg.registry import make_private_dir
 from kagg.providers.local.process import (HOST, Server, health, is_running, last_error_line, pick_free_port,
                                           port_is_free, server_command, servers_under, stop_server, identify)
@@ -96,7 +98,7 @@ class LocalProvider(Provider):
         log_path = self._endpoint_dir(plan.name) / "server.log"
         old_env = self._read_env(plan.name)
         self._write_env(plan.name, options.env)
-        startup_timeout = float(options.extra.get("startup_timeout", DEFAULT_STARTUP_TIMEOUT))
+        startup_timeout = float(options.startup_timeout or DEFAULT_STARTUP_TIMEOUT)
         try:
             server = self._start(app_dir, port, log_path, options.env, artifact.function.source.sha256,
                                  startup_timeout)
@@ -183,13 +185,22 @@ class LocalProvider(Provider):
                                     stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
         server = identify_started(proc.pid, app_dir)
         url = f"http://{HOST}:{port}/"
-        deadline = time.monotonic() + startup_timeout
+        started = time.monotonic()
+        deadline = started + startup_timeout
+        next_note = started + 10.0
+        self.progress(f"waiting for the notebook's cold start to answer {url}health "
+                      f"(up to {startup_timeout:g} s; --startup-timeout changes it)")
         while time.monotonic() < deadline:
+            if time.monotonic() >= next_note:
+                waited = time.monotonic() - started
+                self.progress(f"still starting: {waited:.0f} s of {startup_timeout:g} s "
+                              f"(`kagg logs` shows its output; log: {log_path})")
+                next_note += 10.0
             code = proc.poll()
             if code is not None:
                 text = log_path.read_bytes()[start_offset:].decode("utf-8", "replace")
-                raise OperationFailed(f"the notebook failed to start: {last_error_line(text)} "
-                                      f"(full log: {log_path})")
+                reason = LineMap(app_dir).summary(text.splitlines()) or last_error_line(text)
+                raise OperationFailed(f"the notebook failed to start: {reason} (full log: {log_path})")
             doc = health(url, timeout=1.0)
             if doc is not None and (expected_sha is None or doc.get("source_sha256") == expected_sha):
                 proc.returncode = 0  # detached on purpose: don't warn that it is still running
@@ -197,7 +208,9 @@ class LocalProvider(Provider):
             time.sleep(0.05)
         stop_server(server)
         raise OperationFailed(f"the endpoint did not answer /health within {startup_timeout:g} s "
-                              f"(log: {log_path}); a long cold start? set extra startup_timeout")
+                              f"(log: {log_path}); if the notebook trains or loads for longer at start, "
+                              f"deploy again with a longer --startup-timeout (e.g. --startup-timeout "
+                              f"{max(300, int(startup_timeout * 3))})")
 
     def _prune(self, name: str, keep: str) -> None:
         """Remove unpacked artifacts of earlier deploys once the new one serves."""
@@ -221,16 +234,29 @@ class LocalProvider(Provider):
     def is_running(self, endpoint: Endpoint) -> bool:
         return is_running(Server.from_data(endpoint.provider_data))
 
+    def health(self, endpoint: Endpoint) -> Optional[str]:
+        """``up`` / ``down``, with the restarts the supervisor made since this version started."""
+        server = Server.from_data(endpoint.provider_data)
+        if not is_running(server):
+            return "down"
+        assert server is not None
+        status = read_status(Path(server.app_dir))
+        restarts = status.get("restarts") or 0
+        if restarts:
+            return f"up, restarted {restarts}x (last exit code {status.get('last_exit_code')})"
+        return "up"
+
     def logs(self, endpoint: Endpoint, follow: bool = False) -> Iterator[str]:
         path = Path(endpoint.provider_data.get("log") or self._endpoint_dir(endpoint.name) / "server.log")
         if not path.exists():
             raise BadInput(f"no log for {endpoint.name} at {path}")
+        lines = LineMap(Path(endpoint.provider_data.get("app_dir") or "."))  # tracebacks name cells
         with open(path, encoding="utf-8", errors="replace") as fh:
-            yield from fh
+            yield from map(lines.annotate, fh)
             while follow:
                 line = fh.readline()
                 if line:
-                    yield line
+                    yield lines.annotate(line)
                 elif not self.is_running(endpoint):
                     return
                 else:
