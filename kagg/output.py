@@ -41,18 +41,31 @@ def progress() -> Iterator[Callable[[str], None]]:
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
-    """A table on stdout: rich on a terminal, tab-separated plain text otherwise."""
-    if is_tty():
-        from rich.console import Console
-        from rich.table import Table
+    """An aligned table on stdout, drawn by rich as ``kagg batch`` and ``kagg monitor`` draw theirs:
+    colours and the terminal's width on a terminal; plain aligned text, never cut, when piped."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
-        t = Table(title=title)
-        for col in columns:
-            t.add_column(col)
-        for row in rows:
-            t.add_row(*["" if v is None else str(v) for v in row])
+    tty = is_tty()
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, header_style="bold" if tty else "",
+              show_edge=False, pad_edge=False)
+    for col in columns:
+        t.add_column(col, overflow="fold", no_wrap=not tty)
+    for row in rows:
+        t.add_row(*[Text("" if v is None else str(v)) for v in row])  # values are text, never markup
+    if tty:
         Console().print(t)
-    else:
-        sys.stdout.write("\t".join(columns) + "\n")
-        for row in rows:
-            sys.stdout.write("\t".join("" if v is None else str(v) for v in row) + "\n")
+        return
+    from rich.cells import cell_len
+
+    widths = [max([cell_len(col)] + [cell_len("" if r[i] is None else str(r[i])) for r in rows])
+              for i, col in enumerate(columns)]
+    width = max(sum(widths) + 3 * len(columns) + 4, cell_len(title or ""))
+    console = Console(file=sys.stdout, width=width, soft_wrap=False,
+                      color_system=None, highlight=False)
+    with console.capture() as captured:
+        console.print(t)
+    lines = [line.rstrip() for line in captured.get().splitlines()]
+    sys.stdout.write("\n".join(line for line in lines if line) + "\n")

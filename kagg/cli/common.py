@@ -30,6 +30,25 @@ def registry_of(ctx: click.Context) -> "Registry":
     return Registry()
 
 
+def registry_args(ctx: click.Context) -> list[str]:
+    """``["--registry", PATH]`` when this run's registry was chosen with ``--registry`` (before or
+    after the command), so that a command line printed for the user reaches the same registry."""
+    obj = ctx.find_root().obj
+    chosen = obj.get("registry_option") if isinstance(obj, dict) else None
+    return ["--registry", str(chosen)] if chosen is not None else []
+
+
+def parse_seconds(text: str, option: str, whole: bool = False) -> float:
+    """A duration option (``10``, ``10s``, ``2m``) in seconds, read as every kagg option reads
+    durations (:func:`kagg.monitor.units.parse_duration`); ``whole``: a whole number of seconds."""
+    from kagg.monitor.units import parse_duration
+
+    seconds = parse_duration(text, option)
+    if whole and seconds != int(seconds):
+        raise BadInput(f"invalid {option} {text!r}: give whole seconds, such as 30s or 2m")
+    return seconds
+
+
 def parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     """``--env K=V`` options (one pair each: a value may hold ``=`` or ``;``) as a dict."""
     env = {}

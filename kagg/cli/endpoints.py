@@ -71,20 +71,26 @@ def _shown(value: object) -> str:
 @click.pass_context
 def endpoints_rm(ctx: click.Context, name: str, force: bool, as_json: bool) -> None:
     """Forget NAME without touching its resources (use `kagg delete` to remove them)."""
-    from kagg.errors import BadInput
+    from kagg.errors import BadInput, RegistryError
     from kagg.output import print_json, warn
 
     registry = registry_of(ctx)
-    running = _running(registry.get(name), registry)
+    try:
+        recorded = registry.get(name)
+    except RegistryError:  # an invalid entry: removing it is how it is repaired; nothing to ask
+        recorded = None
+    running = _running(recorded, registry) if recorded is not None else None
     if running and not force:
         raise BadInput(f"{name} is still running ({_where(running)}); `kagg delete {name}` stops it and forgets it "
                        f"(`kagg endpoints rm {name} --force` forgets it and leaves it running)")
     endpoint = registry.remove(name)
     if as_json:
-        print_json(endpoint.to_dict())
+        print_json(endpoint.to_dict() if endpoint is not None else None)
         return
     click.echo(f"Removed {name} from {registry.path}")
-    if running:
+    if endpoint is None:
+        warn("it was not a valid entry, so whatever it named was left as it is")
+    elif running:
         warn(f"{name} is still running, and kagg no longer knows it: {_where(endpoint)}")
     else:
         warn(f"its {endpoint.provider} resources were left as they are; `kagg delete` removes them")

@@ -63,6 +63,12 @@ def preprocess(notebook: str, out: Optional[str], strip_outputs: bool, clean_met
     from kagg.notebook.secrets import scan_notebook
     from kagg.notebook.loading import load_notebook
 
+    if not (strip_outputs or clean_metadata or scan_secrets):
+        from kagg.errors import BadInput
+
+        raise BadInput("say what to do: --strip-outputs (remove outputs and execution counts), --clean-metadata "
+                       "(keep only kernel, language and tags), --scan-secrets (report credentials); "
+                       "-o OUT writes the result to a file")
     loaded = load_notebook(notebook)
     findings = scan_notebook(loaded.nb) if scan_secrets else []
     for finding in findings:

@@ -7,12 +7,14 @@ SDKs are imported only on their own code paths.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Optional
 
 from kagg.errors import BadInput
+from kagg.model import DeployOptions
 from kagg.providers.base import Provider
 
 ENTRY_POINT_GROUP = "kagg.providers"
@@ -22,6 +24,15 @@ BUILTIN = {
     "local": "kagg.providers.local:LocalProvider",
     "aws": "kagg.providers.aws:AWSProvider",
 }
+
+#: what a built-in provider needs beyond kagg's own dependencies: (modules, how to install them)
+REQUIREMENTS = {
+    "local": (("functions_framework",), "pip install functions-framework"),
+    "aws": (("boto3", "botocore"), "pip install 'kagg[aws]'"),
+}
+
+#: DeployOptions fields that kagg.deploy itself reads for every provider: never refused
+COMMON_OPTIONS = frozenset({"name", "entry", "force", "dry_run", "allow_secrets", "adopt", "owner", "extra"})
 
 _registered: dict[str, type] = {}
 
@@ -45,6 +56,47 @@ def _scan_entry_points(path: tuple[str, ...]) -> dict[str, object]:
 def available() -> list[str]:
     """Names of every provider that can be used here."""
     return sorted(set(BUILTIN) | set(_registered) | set(_entry_point_targets()))
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` could be imported, without importing it (only its parent packages)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def statuses() -> list[dict]:
+    """Every provider known here: ``{"name", "available", "install"}``, ``install`` being the
+    command that makes an unavailable one usable (None when it is available). Nothing is imported:
+    a provider's SDK is looked for with :func:`importlib.util.find_spec`."""
+    eps = _entry_point_targets()
+    out = []
+    for name in available():
+        modules, install = REQUIREMENTS.get(name, ((), None))
+        if name not in _registered and name not in BUILTIN and name in eps:
+            module = getattr(eps[name], "module", None)
+            modules = (*modules, module) if module else modules
+        ok = all(_importable(m) for m in modules)
+        out.append({"name": name, "available": ok,
+                    "install": None if ok else (install or f"reinstall the package that provides {name!r}")})
+    return out
+
+
+def unused_options(cls: type, options: DeployOptions) -> list[str]:
+    """The fields of ``options`` set to something other than their default that the provider class
+    ``cls`` does not read (its ``options_used``). A class without ``options_used`` reads everything."""
+    used = getattr(cls, "options_used", None)
+    if used is None:
+        return []
+    unused = []
+    for field_name, spec in DeployOptions.__dataclass_fields__.items():
+        if field_name in COMMON_OPTIONS or field_name in used:
+            continue
+        default = spec.default_factory() if callable(spec.default_factory) else spec.default  # type: ignore[misc]
+        if getattr(options, field_name) != default:
+            unused.append(field_name)
+    return unused
 
 
 def provider_class(name: str) -> type:
