@@ -4,14 +4,20 @@
    ``--parallel`` 1, 10 and 50, through :func:`kagg.batch.run_batch` (what the
    CLI calls): wall time against the ideal ``items x 0.2 s / N``. "run" is the
    execution phase alone; "total" adds reading the list and checking every
-   item (the whole list is prepared before anything runs). Median of 3 runs
-   (1 at ``--parallel 1``, which takes 40 s); the machine may be shared.
+   item (the whole list is prepared before anything runs). At 10 and 50 the
+   list is checked both ways in the same run, in this process alone ("1 proc",
+   as before kagg checked in worker processes) and in one process per CPU (what
+   ``kagg batch`` does), alternating, median of 3 each (1 at ``--parallel 1``,
+   which takes 40 s). "ref" is the same sleeps in a bare thread pool of N
+   threads, measured in the same run: the best Python threads do on this
+   machine right now, so "vs ref" (ref / total) says what is kagg's own cost
+   even when the machine is shared and slow.
 2. One ``kagg batch`` subprocess at ``--parallel 50``, to show interpreter start-up on top.
 3. kagg's own work per item for the notebooks in ``examples/``: load + convert,
    build (the local provider's deterministic zip), registry write (into a
    registry already holding 200 entries).
 
-Run: ``python benchmarks/bench_batch.py`` (about a minute; ``--quick`` for 50 items).
+Run: ``python benchmarks/bench_batch.py`` (about two minutes; ``--quick`` for 50 items).
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ import argparse
 import json
 import os
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from _common import ROOT, median_seconds  # noqa: E402  (benchmarks/ is the script's folder)
@@ -79,11 +87,14 @@ def prefill(registry: Registry, count: int) -> None:
                 artifact_sha256="1" * 64, provider_data={"pid": 1, "port": 9000 + i}).to_dict()
 
 
-def efficiency(folder: Path, list_path: Path, items: int, parallel: int, run: int = 0, others: int = 0) -> dict:
-    registry = Registry(folder / f"endpoints-{parallel}-{run}-{others}.json")
+def efficiency(folder: Path, list_path: Path, items: int, parallel: int, run: int = 0, others: int = 0,
+               check_processes: int | None = None) -> dict:
+    registry = Registry(folder / f"endpoints-{parallel}-{run}-{others}-{check_processes}.json")
     prefill(registry, others)
     clock = _Clock()
     request = BatchRequest(str(list_path), run=RunOptions(parallel=parallel))
+    if check_processes is not None:
+        request.check_processes = check_processes
     began = time.perf_counter()
     report = run_batch(request, registry, display_for=lambda jobs: clock)
     ended = time.perf_counter()
@@ -95,9 +106,30 @@ def efficiency(folder: Path, list_path: Path, items: int, parallel: int, run: in
             "run_eff": ideal / run, "total_eff": ideal / total}
 
 
-def median_run(folder: Path, list_path: Path, items: int, parallel: int, repeat: int) -> dict:
-    runs = sorted((efficiency(folder, list_path, items, parallel, i) for i in range(repeat)), key=lambda r: r["run"])
-    return runs[len(runs) // 2]
+def reference(items: int, parallel: int) -> float:
+    """The same sleeps in a bare thread pool of ``parallel`` threads: the best case, measured now."""
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        began = time.perf_counter()
+        list(pool.map(lambda _: time.sleep(DELAY), range(items)))
+        return time.perf_counter() - began
+
+
+def compare(folder: Path, list_path: Path, items: int, parallel: int, modes: dict[str, int | None],
+            repeat: int) -> dict[str, dict]:
+    """Each mode ``repeat`` times, the modes alternating (so a busy moment hurts them alike),
+    with a reference before each round; the median run of each, and the median reference."""
+    runs: dict[str, list[dict]] = {mode: [] for mode in modes}
+    refs = []
+    for i in range(repeat):
+        refs.append(reference(items, parallel))
+        for mode, processes in modes.items():
+            runs[mode].append(efficiency(folder, list_path, items, parallel, i, check_processes=processes))
+    ref = statistics.median(refs)
+    out = {}
+    for mode, rs in runs.items():
+        r = sorted(rs, key=lambda r: r["total"])[len(rs) // 2]
+        out[mode] = dict(r, ref=ref, vs_ref=ref / r["total"])
+    return out
 
 
 def cli_wall(folder: Path, list_path: Path, parallel: int) -> float:
@@ -151,13 +183,29 @@ def main() -> None:
         warm = folder / "warm"
         warm.mkdir()
         efficiency(warm, make_list(warm, 2), 2, 2)  # one-time imports (nbformat, conversion) out of the figures
-        print(f"Parallel efficiency: {items} items, test provider 'slow' ({DELAY} s per deploy)")
-        print(f"{'parallel':>8}  {'ideal s':>8}  {'run s':>8}  {'run eff':>8}  {'total s':>8}  {'total eff':>9}"
-              f"  {'check ms/item':>13}")
+        from kagg.batch.operations import get_operation
+        from kagg.batch.session import check_processes
+        from kagg.batch.spec import load
+
+        procs = check_processes(load(str(list_path)).items, get_operation("deploy"))
+        print(f"Parallel efficiency: {items} items, test provider 'slow' ({DELAY} s per deploy); "
+              f"{os.cpu_count()} CPUs, checking in {procs} process{'es' if procs > 1 else ''}")
+        print(f"{'parallel':>8}  {'checking':>8}  {'ideal s':>7}  {'ref s':>6}  {'run s':>6}  {'run eff':>7}  "
+              f"{'total s':>7}  {'total eff':>9}  {'vs ref':>6}  {'check ms/item':>13}")
+        totals = {}
         for n in levels:
-            r = median_run(folder, list_path, items, n, 1 if n == 1 else 3)
-            print(f"{n:>8}  {r['ideal']:>8.2f}  {r['run']:>8.2f}  {r['run_eff']:>7.1%}  "
-                  f"{r['total']:>8.2f}  {r['total_eff']:>8.1%}  {r['check'] * 1e3 / items:>13.2f}")
+            modes = {"auto": None} if n == 1 or procs == 1 else {"1 proc": 1, f"{procs} proc": None}
+            for mode, r in compare(folder, list_path, items, n, modes, 1 if n == 1 else 3).items():
+                totals[(n, mode)] = r
+                print(f"{n:>8}  {f'{procs} proc' if mode == 'auto' else mode:>8}  {r['ideal']:>7.2f}  {r['ref']:>6.2f}  "
+                      f"{r['run']:>6.2f}  {r['run_eff']:>6.1%}  {r['total']:>7.2f}  {r['total_eff']:>8.1%}  "
+                      f"{r['vs_ref']:>5.1%}  {r['check'] * 1e3 / items:>13.2f}")
+        top = max(levels)
+        if procs > 1:
+            one, many = totals[(top, "1 proc")], totals[(top, f"{procs} proc")]
+            print(f"--parallel {top}: total efficiency {one['total_eff']:.1%} checking in 1 process, "
+                  f"{many['total_eff']:.1%} in {procs} (x{one['total'] / many['total']:.2f} faster); "
+                  f"vs the reference {one['vs_ref']:.1%} and {many['vs_ref']:.1%}")
         busy = efficiency(folder, list_path, items, 50, others=200)
         print(f"\nwith 200 other endpoints already in the registry, --parallel 50: run {busy['run']:.2f} s "
               f"({busy['run_eff']:.1%}), checking {busy['check'] * 1e3 / items:.2f} ms/item")

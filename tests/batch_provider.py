@@ -9,8 +9,17 @@ Behaviour comes from the environment, because the provider runs inside the
 - ``KAGG_TEST_TRANSIENT``: a glob of names whose first ``KAGG_TEST_TRANSIENT_TIMES`` (default 1)
   attempts fail with a :class:`TransientError`;
 - ``KAGG_TEST_PERMANENT``: a glob of names that always fail with a plain :class:`OperationFailed`;
-- ``KAGG_TEST_LOG``: a file where each ``apply`` appends ``name attempt in-flight`` when it starts
-  (in-flight: how many applies of this provider run at that moment, this one included).
+- ``KAGG_TEST_LOG``: a file where each ``apply`` appends ``name attempt in-flight total`` when it
+  starts (in-flight: how many applies of this provider run at that moment, this one included;
+  total: the same over every provider);
+- ``KAGG_TEST_RENDEZVOUS``: N; the first applies wait for each other until N of them (over every
+  provider) are in flight at once, then all go on; later ones do not wait. A run that never has
+  N at once fails those items ("rendezvous not reached") instead of hanging, so a test proves
+  concurrency of at least N by construction, with no timing;
+- ``KAGG_TEST_GATE``: a file; every ``apply`` waits until it exists (the test opens the gate), so a
+  test decides when deploys in flight may finish;
+- ``KAGG_TEST_WAIT_LIMIT``: seconds a rendezvous or a gate waits before failing (default 120;
+  only reached when a test is already failing).
 
 :func:`install_entry_point` writes the ``.dist-info`` that makes ``importlib.metadata``
 find the group ``kagg.providers`` — exactly how an installed package registers one.
@@ -34,6 +43,8 @@ from kagg.providers.base import Provider
 _attempts: Counter[str] = Counter()
 _in_flight: Counter[str] = Counter()
 _lock = threading.Lock()
+_changed = threading.Condition(_lock)  # notified when the rendezvous is reached
+_rendezvous = {"met": False}
 
 
 def _matches(name: str, variable: str) -> bool:
@@ -59,18 +70,20 @@ class FlakyProvider(Provider):
                     [PlanStep("deploy", f"pretend to deploy {artifact.function.name}")], unchanged)
 
     def apply(self, plan: Plan) -> Endpoint:
-        with _lock:
+        with _changed:
             _attempts[plan.name] += 1
             _in_flight[self.name] += 1
-            attempt, in_flight = _attempts[plan.name], _in_flight[self.name]
+            attempt, in_flight, total = _attempts[plan.name], _in_flight[self.name], sum(_in_flight.values())
             log = os.environ.get("KAGG_TEST_LOG")
             if log:
                 with open(log, "a", encoding="utf-8") as fh:
-                    fh.write(f"{plan.name} {attempt} {in_flight}\n")
+                    fh.write(f"{plan.name} {attempt} {in_flight} {total}\n")
         try:
+            _meet(total)
+            _wait_for_gate()
             time.sleep(float(os.environ.get("KAGG_TEST_DELAY", self.default_delay)))
         finally:
-            with _lock:
+            with _changed:
                 _in_flight[self.name] -= 1
         # it made nothing before failing, and says so (else kagg keeps the entry pending)
         if _matches(plan.name, "KAGG_TEST_PERMANENT"):
@@ -88,6 +101,36 @@ class FlakyProvider(Provider):
 
     def delete(self, endpoint: Endpoint, options: Optional[DeployOptions] = None) -> list[str]:
         return []
+
+
+def _wait_limit() -> float:
+    return float(os.environ.get("KAGG_TEST_WAIT_LIMIT", "120"))
+
+
+def _meet(total: int) -> None:
+    """``KAGG_TEST_RENDEZVOUS``: wait until that many applies are in flight at once (once per process)."""
+    wanted = int(os.environ.get("KAGG_TEST_RENDEZVOUS", "0"))
+    with _changed:
+        if wanted <= 0 or _rendezvous["met"]:
+            return
+        if total >= wanted:
+            _rendezvous["met"] = True
+            _changed.notify_all()
+            return
+        if not _changed.wait_for(lambda: _rendezvous["met"], timeout=_wait_limit()):
+            raise OperationFailed(f"rendezvous not reached: never {wanted} applies in flight at once")
+
+
+def _wait_for_gate() -> None:
+    """``KAGG_TEST_GATE``: the deploy "takes" until the test creates that file."""
+    gate = os.environ.get("KAGG_TEST_GATE")
+    if not gate:
+        return
+    deadline = time.monotonic() + _wait_limit()
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"the test never opened the gate {gate}")
+        time.sleep(0.01)  # the pretend deploy's work: this process has no other way to hear of the file
 
 
 class SlowProvider(FlakyProvider):

@@ -11,7 +11,9 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import pytest
 
@@ -22,6 +24,7 @@ CORPUS = Path(os.environ.get("KAGG_CORPUS") or ROOT.parent / "shared" / "corpus"
 needs_corpus = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").is_file(),
                                   reason=f"the notebook corpus is not at {CORPUS} (set KAGG_CORPUS)")
 EXAMPLES = ROOT / "examples"
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -56,6 +59,20 @@ def registry_path(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "endpoints.json"
     monkeypatch.setenv("KAGG_REGISTRY", str(path))
     return path
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 60, what: str = "the condition") -> T:
+    """Poll ``predicate`` until it returns something true, and return that; fail after ``timeout``
+    seconds (a limit for a broken run, never a measurement). Use this, not a sleep, to wait for
+    another process or thread."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)
 
 
 def free_port() -> int:

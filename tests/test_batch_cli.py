@@ -13,14 +13,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from batch_provider import handler_notebook, provider_env, write_notebooks
-from conftest import ROOT, run_kagg
+from conftest import ROOT, run_kagg, wait_until
 
 
 @pytest.fixture
@@ -43,11 +42,16 @@ def flaky_list(folder: Path, count: int = 6, provider: str = "flaky") -> Path:
 
 def applied(folder: Path) -> list[tuple[str, int, int]]:
     """(name, attempt, in-flight) for every apply the test provider saw."""
+    return [(n, a, f) for n, a, f, _ in applied_with_total(folder)]
+
+
+def applied_with_total(folder: Path) -> list[tuple[str, int, int, int]]:
+    """(name, attempt, in-flight of its provider, in-flight of every provider) for every apply."""
     log = folder / "apply.log"
     if not log.exists():
         return []
     complete = log.read_text().split("\n")[:-1]  # a line still being written has no newline yet
-    return [(n, int(a), int(f)) for n, a, f in (line.split() for line in complete)]
+    return [(n, int(a), int(f), int(t)) for n, a, f, t in (line.split() for line in complete)]
 
 
 def registered(registry_path: Path) -> dict:
@@ -138,23 +142,26 @@ def test_parallel_and_per_provider_caps_are_respected(work, registry_path):
     folder, env = work
     write_notebooks(folder, 12)
     lst = csv_list(folder, [f"nb{i:02d}.ipynb,c-{i},{'flaky' if i % 2 else 'slow'}" for i in range(12)])
-    env.update(KAGG_TEST_DELAY="0.3")
-    began = time.monotonic()
+    # the first applies wait for each other until 5 are in flight at once: with flaky capped at
+    # 1, only 4 slow ones beside it can make the 5, so the run passes only if slow uses the slots
+    # flaky cannot (a run that never has 5 at once fails the items: no timing is involved)
+    env.update(KAGG_TEST_RENDEZVOUS="5")
     proc = run_kagg("batch", str(lst), "--parallel", "5", "--max-per-provider", "flaky=1", env=env)
     assert proc.returncode == 0, proc.stderr
-    log = applied(folder)
-    flaky = [f for n, _, f in log if int(n[2:]) % 2]
-    slow = [f for n, _, f in log if not int(n[2:]) % 2]
-    assert max(flaky) == 1  # capped
-    assert max(slow) == 4  # the other provider uses the remaining slots
-    assert time.monotonic() - began < 6 * 0.3 + 8  # flaky's six run one by one, alongside slow's
+    log = applied_with_total(folder)
+    assert sorted(n for n, *_ in log) == sorted(f"c-{i}" for i in range(12))
+    flaky = [f for n, _, f, _ in log if int(n[2:]) % 2]
+    slow = [f for n, _, f, _ in log if not int(n[2:]) % 2]
+    assert max(flaky) <= 1  # the cap
+    assert max(t for *_, t in log) <= 5  # --parallel
+    assert 4 <= max(slow) <= 5  # 4 at the rendezvous, beside the capped provider's one
 
 
 def test_sequential_by_default(work):
     folder, env = work
-    env.update(KAGG_TEST_DELAY="0.05")
     assert run_kagg("batch", str(flaky_list(folder, 4)), env=env).returncode == 0
-    assert {f for _, _, f in applied(folder)} == {1}
+    log = applied_with_total(folder)
+    assert len(log) == 4 and {t for *_, t in log} == {1}
 
 
 # -- reports -------------------------------------------------------------------------------------------------
@@ -233,21 +240,51 @@ def test_delete_operation_removes_listed_endpoints_and_skips_absent_ones(work, r
 
 
 # -- Ctrl-C -----------------------------------------------------------------------------------------------------
-def _start_batch(folder: Path, env: dict, *args: str) -> subprocess.Popen:
-    import os
+class _Running:
+    """``kagg batch`` in the background; its stderr is read as it comes, to wait for a line."""
 
-    full = dict(os.environ)
-    full.update(env)
-    return subprocess.Popen([sys.executable, "-m", "kagg", "batch", *args], env=full, cwd=folder,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, folder: Path, env: dict, *args: str):
+        import os
 
+        full = dict(os.environ)
+        full.update(env)
+        self.folder = folder
+        self.proc = subprocess.Popen([sys.executable, "-m", "kagg", "batch", *args], env=full, cwd=folder,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._out: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(self.proc.stderr, self.lines), daemon=True),
+                         threading.Thread(target=self._read, args=(self.proc.stdout, self._out), daemon=True)]
+        for reader in self._readers:
+            reader.start()
 
-def _wait_for_applies(folder: Path, count: int, proc: subprocess.Popen, limit: float = 20) -> None:
-    deadline = time.monotonic() + limit
-    while len(applied(folder)) < count:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the batch did not start its items"
-        time.sleep(0.05)
+    @staticmethod
+    def _read(stream, into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
+
+    def _alive(self) -> bool:
+        assert self.proc.poll() is None, f"kagg batch exited early: {''.join(self.lines)}"
+        return True
+
+    def wait_for_applies(self, count: int) -> None:
+        wait_until(lambda: self._alive() and len(applied(self.folder)) >= count, what=f"{count} applies")
+
+    def wait_for_line(self, text: str) -> None:
+        wait_until(lambda: any(text in line for line in list(self.lines)) or not self._alive(),
+                   what=f"{text!r} on stderr")
+
+    def finish(self, timeout: float = 120) -> tuple[str, str]:
+        """Wait for the exit (the limit only ends a hung run); (stdout, stderr)."""
+        try:
+            self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        for reader in self._readers:
+            reader.join()
+        return "".join(self._out), "".join(self.lines)
 
 
 def _consistent(folder: Path, registry_path: Path, rep: dict) -> dict[str, str]:
@@ -268,13 +305,15 @@ def _consistent(folder: Path, registry_path: Path, rep: dict) -> dict[str, str]:
 def test_sigint_finishes_in_flight_items_keeps_state_and_resumes(work, registry_path):
     folder, env = work
     lst = flaky_list(folder, 6, provider="slow")
-    env.update(KAGG_TEST_DELAY="1.5")
-    proc = _start_batch(folder, env, str(lst), "--parallel", "2", "--report", "rep.json")
-    _wait_for_applies(folder, 2, proc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
-    assert "interrupted: finishing the items in progress" in err
+    gate = folder / "gate"
+    env.update(KAGG_TEST_GATE=str(gate))  # the deploys in flight finish when the test says so
+    run = _Running(folder, env, str(lst), "--parallel", "2", "--report", "rep.json")
+    run.wait_for_applies(2)  # both slots taken; neither item can finish before the gate opens
+    run.proc.send_signal(signal.SIGINT)
+    run.wait_for_line("interrupted: finishing the items in progress")  # scheduling has stopped
+    gate.touch()
+    out, err = run.finish()
+    assert run.proc.returncode == 130, err
     assert "run the same command with --resume" in err
     rep = json.loads((folder / "rep.json").read_text())
     assert rep["interrupted"] and not rep["aborted"] and rep["exit_code"] == 130
@@ -282,7 +321,6 @@ def test_sigint_finishes_in_flight_items_keeps_state_and_resumes(work, registry_
     assert sorted(status.values()) == ["not run"] * 4 + ["ok"] * 2  # the two in flight finished
     assert len(applied(folder)) == 2
 
-    env.update(KAGG_TEST_DELAY="0")
     proc = run_kagg("batch", str(lst), "--resume", "--parallel", "--json", env=env, cwd=folder)
     assert proc.returncode == 0, proc.stderr
     assert len(applied(folder)) == 6  # only the four not run were deployed now
@@ -292,16 +330,15 @@ def test_sigint_finishes_in_flight_items_keeps_state_and_resumes(work, registry_
 def test_second_sigint_abandons_in_flight_items(work, registry_path):
     folder, env = work
     lst = flaky_list(folder, 4, provider="slow")
-    env.update(KAGG_TEST_DELAY="30")
-    proc = _start_batch(folder, env, str(lst), "--parallel", "2", "--report", "rep.json")
-    _wait_for_applies(folder, 2, proc)
-    began = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 130, err
-    assert time.monotonic() - began < 10  # did not wait for the 30 s deploys
+    env.update(KAGG_TEST_GATE=str(folder / "never-opened"))  # the deploys in flight never finish
+    run = _Running(folder, env, str(lst), "--parallel", "2", "--report", "rep.json")
+    run.wait_for_applies(2)
+    run.proc.send_signal(signal.SIGINT)
+    run.wait_for_line("interrupted: finishing the items in progress")  # the first one was handled
+    run.proc.send_signal(signal.SIGINT)
+    out, err = run.finish()  # it can exit only by abandoning the two deploys
+    assert run.proc.returncode == 130, err
+    assert "2 item(s) were abandoned part-way" in err
     rep = json.loads((folder / "rep.json").read_text())
     assert rep["aborted"]
     status = _consistent(folder, registry_path, rep)
@@ -361,6 +398,26 @@ def test_every_problem_of_a_list_is_reported_with_its_line(work, registry_path, 
         assert fragment in problem, problem
     assert not (registry_path.parent / ".kagg" / "batch").exists() or not any(
         p.suffix == ".json" and p.name.startswith("list-") for p in (registry_path.parent / ".kagg" / "batch").iterdir())
+
+
+def test_a_long_list_is_checked_whole_before_anything_runs(work, registry_path, deployed):
+    """30 items (checked in worker processes where there are CPUs for them): one bad item
+    refuses the list and nothing is deployed; fixed, every item is deployed."""
+    folder, env = work
+    write_notebooks(folder, 30)
+    rows = [f"nb{i:02d}.ipynb,long-{i},flaky" for i in range(30)]
+    rows[23] = "nb23.ipynb,Long_23,flaky"
+    lst = csv_list(folder, rows)
+    err = _refused(folder, env, registry_path, deployed, "list.csv", "--parallel", "10")
+    assert [ln for ln in err.splitlines() if ln.startswith("list.csv:")] == [
+        "list.csv:25: invalid endpoint name 'Long_23' for provider flaky: "
+        "1-63 characters: lower-case letters, digits and '-', starting with a letter"]
+    rows[23] = "nb23.ipynb,long-23,flaky"
+    csv_list(folder, rows)
+    proc = run_kagg("batch", str(lst), "--parallel", "10", "--json", env=env, cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    assert [i["name"] for i in report(proc)["items"]] == [f"long-{i}" for i in range(30)]
+    assert sorted(registered(registry_path)) == sorted(["keep-me"] + [f"long-{i}" for i in range(30)])
 
 
 @pytest.mark.parametrize("files, args, message", [

@@ -7,12 +7,14 @@ the parsing rules (formats, line numbers, defaults) quickly and exactly.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
 from batch_provider import write_notebooks
+from conftest import wait_until
 from kagg.batch.commit import GroupCommitRegistry
 from kagg.batch.runner import is_transient, one_line
 from kagg.batch.spec import Overrides, detect_format, load
@@ -20,6 +22,7 @@ from kagg.batch.state import BatchState
 from kagg.batch.values import parse_env
 from kagg.errors import BadInput, NotFound, OperationFailed, TransientError
 from kagg.model import Endpoint
+from kagg.registry import Registry
 
 PROVIDERS = ["aws", "flaky", "local"]
 
@@ -189,22 +192,102 @@ def test_transient_classification():
 def test_group_commit_loses_nothing_and_writes_less(tmp_path):
     registry = GroupCommitRegistry(tmp_path / "endpoints.json")
     registry.put(Endpoint("old", "local", "http://127.0.0.1:1/", created_at="2020-01-01T00:00:00Z"))
-    barrier = threading.Barrier(40)
-
-    def put(i: int) -> None:
-        barrier.wait()
-        registry.put(Endpoint(f"ep-{i:02d}", "flaky", f"http://x/{i}"))
-
-    threads = [threading.Thread(target=put, args=(i,)) for i in range(40)]
-    for t in threads:
-        t.start()
+    threads = [threading.Thread(target=registry.put, args=(Endpoint(f"ep-{i:02d}", "flaky", f"http://x/{i}"),))
+               for i in range(40)]
+    # hold the registry's lock, as another kagg writing would: the first put leads a write of
+    # itself and waits for the lock; the 39 others queue behind it
+    with registry.transaction():
+        for t in threads:
+            t.start()
+        wait_until(lambda: registry.queued == 39, what="39 puts queued behind the first")
     for t in threads:
         t.join()
     registry.put(Endpoint("old", "local", "http://127.0.0.1:2/"))
     names = set(registry.all())
     assert names == {"old"} | {f"ep-{i:02d}" for i in range(40)}
     assert registry.get("old").created_at == "2020-01-01T00:00:00Z"  # kept, as Registry.put does
-    assert registry.commits < 42
+    assert registry.commits == 1 + 2 + 1  # the 39 that queued went in one write
+
+
+def test_group_commit_writes_the_bytes_registry_writes(tmp_path):
+    """The group commit's own encoder (entry text reused between writes) makes Registry's file."""
+    mine, theirs = GroupCommitRegistry(tmp_path / "g.json"), Registry(tmp_path / "r.json")
+    entries = {}
+    for step in range(12):  # entries added, changed, removed, and the registry emptied
+        for i in range(step % 5 + 1):
+            entries[f"ep-{(step * 3 + i) % 7}"] = Endpoint(
+                f"ep-{(step * 3 + i) % 7}", "local", f"http://127.0.0.1:{step}/é\"\n", region=None,
+                provider_data={"step": step, "ratio": step / 7, "nested": [{"a": [1, None, True]}, {}], "no": []},
+                source={"path": "nb ☃.ipynb", "sha256": "0" * 64}).to_dict()
+        if step % 4 == 3:
+            entries.pop(min(entries), None)
+        if step == 8:
+            entries.clear()
+        for registry in (mine, theirs):
+            with registry.transaction() as endpoints:
+                endpoints.clear()
+                endpoints.update(json.loads(json.dumps(entries)))
+        assert (tmp_path / "g.json").read_bytes() == (tmp_path / "r.json").read_bytes(), step
+
+
+def test_group_commit_reads_what_another_writer_wrote_between_its_own_writes(tmp_path):
+    path = tmp_path / "endpoints.json"
+    mine, other = GroupCommitRegistry(path), Registry(path)
+    mine.put(Endpoint("a", "local", "http://mine/"))
+    other.put(Endpoint("b", "local", "http://other/"))  # the file no longer holds what mine wrote
+    mine.put(Endpoint("c", "local", "http://mine/"))
+    assert sorted(Registry(path).all()) == ["a", "b", "c"]
+    assert mine.find("b").url == "http://other/"
+
+
+def test_checking_in_processes_gives_what_checking_here_gives(tmp_path):
+    from kagg.batch.operations import Context, get_operation
+    from kagg.batch.session import check_all, check_processes
+
+    write_notebooks(tmp_path, 30)
+    (tmp_path / "nb07.ipynb").write_text("{not a notebook")
+    lines = [f"nb{i:02d}.ipynb,c-{i}" for i in range(28)] + ["nb28.ipynb,", "nb28.ipynb,", "nb04.ipynb,Bad_Name"]
+    (tmp_path / "list.csv").write_text("notebook,name\n" + "\n".join(lines) + "\n")
+    spec = load(str(tmp_path / "list.csv"), providers=PROVIDERS)
+    deploy = get_operation("deploy")
+    assert 1 <= check_processes(spec.items, deploy) <= (os.cpu_count() or 1)
+    outcomes = []
+    for processes in (1, 2):
+        ctx = Context(GroupCommitRegistry(tmp_path / "endpoints.json"))
+        jobs, problems = check_all(spec.items, deploy, ctx, workers=4, processes=processes)
+        assert all(job.checked.provider is not None and job.checked.provider.name == "local" for job in jobs)
+        assert [job.checked.function.name for job in jobs] == [job.name for job in jobs]
+        outcomes.append(([(j.item.line, j.name) for j in jobs], [str(p) for p in problems]))
+    assert outcomes[0] == outcomes[1]
+    jobs, problems = outcomes[1]
+    assert jobs == [(i + 2, f"c-{i}") for i in range(28) if i != 7] + [(30, "nb28"), (31, "nb28")]
+    assert [p.split(":")[1] for p in problems] == ["9", "32", "31"]
+    assert "duplicate name 'nb28' (also on line 30)" in problems[2]
+    assert not (tmp_path / ".kagg").exists() or not any((tmp_path / ".kagg").rglob("*.zip"))  # nothing built
+
+
+def test_a_checked_deploy_survives_the_trip_from_a_check_worker(tmp_path):
+    """What a check worker process sends back (pickled) deploys like what was checked here."""
+    import pickle
+
+    from batch_provider import FlakyProvider
+    from kagg.batch.operations import Context, get_operation
+    from kagg.deploy import deploy_prepared
+    from kagg.providers import register
+
+    register("flaky", FlakyProvider)
+    write_notebooks(tmp_path, 1)
+    (tmp_path / "list.csv").write_text("notebook,name,provider\nnb00.ipynb,trip,flaky\n")
+    item, = load(str(tmp_path / "list.csv"), providers=PROVIDERS).items
+    deploy = get_operation("deploy")
+    ctx = Context(GroupCommitRegistry(tmp_path / "endpoints.json"))
+    job = deploy.check(item, ctx)
+    sent = pickle.loads(pickle.dumps(deploy.portable(job)))
+    assert sent.checked.provider is None  # a provider instance is not sent
+    back = deploy.restore(sent, ctx)
+    assert isinstance(back.checked.provider, FlakyProvider) and back.checked.function == job.checked.function
+    result = deploy_prepared(back.checked, ctx.registry)
+    assert result.status == "deployed" and Registry(tmp_path / "endpoints.json").get("trip").provider == "flaky"
 
 
 def test_group_commit_reports_a_failed_write_to_every_waiter(tmp_path):

@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, free_port, run_kagg
+from conftest import EXAMPLES, ROOT, free_port, run_kagg, wait_until
 from notebooks import FAILS_AT_IMPORT, HANDLER, write
 
 
@@ -83,8 +82,7 @@ def test_deploy_script_mode_invoke_redeploy_delete(reg, tmp_path):
     res = run_kagg("delete", "hello")
     assert res.returncode == 0
     assert json.loads(reg.read_text())["endpoints"] == {}
-    time.sleep(0.2)
-    assert not pid_running(new["provider_data"]["pid"])
+    wait_until(lambda: not pid_running(new["provider_data"]["pid"]), what="the deleted endpoint's server to exit")
 
 
 def test_handler_mode_json_and_list(reg, tmp_path):
@@ -242,26 +240,22 @@ def test_serve_reloads_when_notebook_changes(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
+
+    def answer():
+        try:
+            return get_json(url)[0]
+        except OSError:  # not listening yet, or restarting
+            return None
+
+    value = None
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if get_json(url)[0] == {"v": 1}:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        assert get_json(url)[0] == {"v": 1}
+        wait_until(lambda: answer() == {"v": 1}, what="the first version to answer")
         write(nb, 'def handler():\n    return {"v": 2}')
-        deadline = time.monotonic() + 60
-        value = None
-        while time.monotonic() < deadline:
-            try:
-                value = get_json(url)[0]
-            except OSError:
-                value = None
-            if value == {"v": 2}:
-                break
-            time.sleep(0.1)
+        try:
+            wait_until(lambda: answer() == {"v": 2}, what="the reloaded version to answer")
+        except AssertionError:
+            pass  # reported below, with what the server printed
+        value = answer()
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from kagg.errors import NotFound, RegistryError
 from kagg.model import Endpoint
 from kagg.registry import Registry
 
-from conftest import ROOT
+from conftest import ROOT, wait_until
 
 
 def _endpoint(name: str) -> Endpoint:
@@ -25,18 +26,38 @@ def _endpoint(name: str) -> Endpoint:
                     provider_data={"pid": 1, "port": 1})
 
 
-def test_empty_registry_in_repo_has_the_format():
-    doc = json.loads((ROOT / "endpoints.json").read_text())
-    assert doc == {"version": 1, "endpoints": {}}
-    assert Registry(ROOT / "endpoints.json").all() == {}
+def _committed(path: str) -> str:
+    """``path`` as committed at HEAD of the checkout the tests run from (not the working tree,
+    which `kagg deploy` run at the repository's root writes to)."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60)
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"git is not available here ({exc})")
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != ROOT.resolve():
+        pytest.skip(f"{ROOT} is not a git checkout: the committed {path} cannot be read")
+    shown = git("show", f"HEAD:{path}")
+    assert shown.returncode == 0, f"{path} is not committed: {shown.stderr.strip()}"
+    return shown.stdout
+
+
+def test_empty_registry_in_repo_has_the_format(tmp_path):
+    text = _committed("endpoints.json")
+    assert json.loads(text) == {"version": 1, "endpoints": {}}
+    (tmp_path / "endpoints.json").write_text(text)
+    assert Registry(tmp_path / "endpoints.json").all() == {}
 
 
 def test_put_get_remove_round_trip(tmp_path):
     reg = Registry(tmp_path / "endpoints.json")
-    reg.put(_endpoint("a"))
+    old = _endpoint("a")
+    old.created_at = old.updated_at = "2020-01-02T03:04:05Z"  # written long ago
+    with reg.transaction() as endpoints:
+        endpoints["a"] = old.to_dict()
     first = reg.get("a")
-    assert first.url.endswith("/a")
-    time.sleep(1.1)
+    assert first.url.endswith("/a") and first.updated_at == "2020-01-02T03:04:05Z"
     reg.put(_endpoint("a"))
     second = reg.get("a")
     assert second.created_at == first.created_at and second.updated_at > first.updated_at
@@ -84,31 +105,70 @@ def test_parallel_writers_lose_nothing(tmp_path):
     assert names == {f"p{p}-t{t}" for p in range(8) for t in range(25)}
 
 
-def test_process_killed_mid_write_leaves_a_valid_file(tmp_path):
-    """SIGKILL a process that writes in a tight loop: the file always parses."""
-    path = tmp_path / "endpoints.json"
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(ROOT)!r})
-        from kagg.registry import Registry
-        from kagg.model import Endpoint
-        reg = Registry({str(path)!r})
-        i = 0
-        while True:
-            reg.put(Endpoint(name=f"e{{i % 50}}", provider="local", url="http://127.0.0.1:1/",
-                             provider_data={{"blob": "x" * 20000, "i": i}}))
-            i += 1
-    """)
-    for delay in (0.3, 0.45, 0.6, 0.75):
-        proc = subprocess.Popen([sys.executable, "-c", script])
-        time.sleep(delay)
+_WRITER = """
+import sys
+sys.path.insert(0, {root!r})
+from kagg.registry import Registry
+from kagg.model import Endpoint
+reg = Registry({path!r})
+reg.put(Endpoint(name="blob", provider="local", url="http://127.0.0.1:1/", provider_data={{"blob": "x" * 400000}}))
+i = 0
+while True:
+    reg.put(Endpoint(name=f"w{{i}}", provider="local", url="http://127.0.0.1:1/", provider_data={{"i": i}}))
+    print(i, flush=True)  # w{{i}} is on disk
+    i += 1
+"""
+
+
+def _kill_while_writing(folder: Path, after: int) -> tuple[bool, list[int]]:
+    """Start a process that registers w0, w1, ... printing each number once its write is done;
+    once it has done ``after`` of them, SIGKILL it while a write's temporary file exists.
+    Returns (whether the kill came before that write's rename, the numbers it printed)."""
+    path = folder / "endpoints.json"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER.format(root=str(ROOT), path=str(path))],
+                            stdout=subprocess.PIPE, text=True)
+    printed: list[str] = []
+    reader = threading.Thread(target=lambda: printed.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_until(lambda: len(printed) >= after or proc.poll() is not None, what=f"{after} writes")
+        assert proc.poll() is None, "the writer stopped by itself"
+
+        def writing() -> bool:  # a write has made its temporary file and not yet renamed it
+            return any(name.endswith(".tmp") for name in os.listdir(folder))
+
+        wait_until(writing, what="a write in progress")
         os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
         proc.wait()
-        doc = json.loads(path.read_text())  # must parse
-        assert doc["version"] == 1 and doc["endpoints"]
-    leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    assert len(leftovers) <= 4  # at most one abandoned temporary file per kill, never the registry itself
-    assert Registry(path).all()
+        reader.join()
+    mid_write = any(name.endswith(".tmp") for name in os.listdir(folder))  # nobody renamed or removed it
+    return mid_write, [int(line) for line in printed if line.endswith("\n")]
+
+
+def test_process_killed_mid_write_leaves_a_valid_file_with_every_finished_write(tmp_path):
+    """SIGKILL a process while it writes: the file parses and holds every write that had finished."""
+    landed = 0
+    for attempt in range(20):  # until a kill is known to have landed inside a write (nearly always the first)
+        folder = tmp_path / f"run{attempt}"
+        folder.mkdir()
+        mid_write, done = _kill_while_writing(folder, after=5)
+        doc = json.loads((folder / "endpoints.json").read_text())  # the file parses: nothing half-written
+        names = set(doc["endpoints"]) - {"blob"}
+        assert doc["version"] == 1 and "blob" in doc["endpoints"]
+        assert done == list(range(len(done))) and len(done) >= 5
+        assert {f"w{i}" for i in done} <= names  # every finished write is there
+        assert names <= {f"w{i}" for i in range(len(done) + 1)}  # at most one finished but not printed
+        if mid_write:
+            landed += 1
+            # a number is printed before the next write starts: the one cut off is w{len(done)},
+            # and the file holds exactly the writes that finished
+            assert names == {f"w{i}" for i in done}
+            assert Registry(folder / "endpoints.json").all()["blob"].provider_data["blob"] == "x" * 400000
+            break
+    assert landed, "no kill landed inside a write in 20 tries"
 
 
 def test_registry_cli_refuses_corrupt_file(tmp_path, kagg):

@@ -126,8 +126,9 @@ class Runner:
     def __init__(self, operation: Operation, ctx: Context, options: RunOptions,
                  on_event: Callable[[Event], None] = lambda e: None,
                  on_change: Callable[[list[ItemResult]], None] = lambda r: None,
-                 on_stop: Callable[[str], None] = lambda m: None):
+                 on_stop: Callable[[str], None] = lambda m: None, change_interval: float = 0.0):
         self.operation, self.ctx, self.options = operation, ctx, options
+        self.change_interval = change_interval  # on_change at most this often (seconds)
         self.on_event, self.on_change, self.on_stop = on_event, on_change, on_stop
         self.stopping = threading.Event()  # no new job starts (Ctrl-C, --fail-fast)
         self.aborting = threading.Event()  # stop waiting for the jobs in flight (second Ctrl-C)
@@ -244,6 +245,7 @@ class Runner:
         # threads beyond the slots: jobs that gave their slot back may still wait for their registry write
         pool = ThreadPoolExecutor(max_workers=2 * max(1, self.options.parallel), thread_name_prefix="kagg-batch")
         by_index = {job.item.index: job for job in pending}
+        last_change = 0.0
         try:
             self._submit(pool, pending, running, holding, per_provider)
             while running and not self.aborting.is_set():
@@ -266,8 +268,10 @@ class Runner:
                 self._drain()
                 for result in finished_now:
                     self.on_event(Event("done", result.index, result.attempts, result=result))
-                self.on_change(ordered() + [self._placeholder(j, "running") for j in running.values()]
-                               + [self._placeholder(j) for j in pending])
+                if time.monotonic() - last_change >= self.change_interval:
+                    last_change = time.monotonic()
+                    self.on_change(ordered() + [self._placeholder(j, "running") for j in running.values()]
+                                   + [self._placeholder(j) for j in pending])
         finally:
             if installed:
                 signal.signal(signal.SIGINT, previous_handler)

@@ -7,11 +7,15 @@ full ``kagg.deploy.prepare``) are reported together, each with its line.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from kagg.batch.commit import GroupCommitRegistry
 from kagg.batch.operations import Context, Job, Operation, get_operation
@@ -25,8 +29,11 @@ from kagg.registry import Registry
 
 #: the state file is rewritten at most this often while items finish (and always at the end)
 STATE_SAVE_INTERVAL = 0.25
-#: checking is mostly CPU (parsing, converting): threads help only to overlap URL fetches
+#: threads per checking process: checking is mostly CPU (parsing, converting), so threads only
+#: overlap URL fetches
 MAX_CHECK_WORKERS = 8
+#: a list with fewer items to check than this is checked in this process: forking workers costs more
+MIN_ITEMS_FOR_PROCESSES = 24
 
 
 @dataclass
@@ -42,14 +49,20 @@ class BatchRequest:
     allow_secrets: bool = False
     resume: bool = False
     run: RunOptions = field(default_factory=RunOptions)
+    #: processes that check the list: None chooses (one per CPU for a long list of deploys), 0 or 1
+    #: checks in this process
+    check_processes: Optional[int] = None
 
 
 def check_all(items: list[BatchItem], operation: Operation, ctx: Context,
-              workers: int = 1) -> tuple[list[Job], list[Problem]]:
+              workers: int = 1, processes: Optional[int] = None) -> tuple[list[Job], list[Problem]]:
     """Run ``operation.check`` on every item (read-only) and collect bad input as problems.
 
     An item whose check fails for another reason (a network error fetching a URL)
     is kept: its run will try again and report it as failed if it still fails.
+    ``workers`` threads per process overlap URL fetches; ``processes`` (None: one per CPU
+    when that pays, see :func:`check_processes`) check a long list side by side, since
+    checking is CPU work that threads of one interpreter cannot share.
     """
     def one(item: BatchItem) -> Job | Problem:
         try:
@@ -59,14 +72,119 @@ def check_all(items: list[BatchItem], operation: Operation, ctx: Context,
         except Exception:  # noqa: BLE001 - decided in the run, where it is retried and reported
             return Job(item, item.name or item.label)
 
-    if workers > 1 and len(items) > 1:
-        with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="kagg-check") as pool:
-            outcomes = list(pool.map(one, items))
+    def in_threads(chunk: list[BatchItem]) -> list[Job | Problem]:
+        if workers > 1 and len(chunk) > 1 and (operation.heavy_check is False or any(i.is_url for i in chunk)):
+            with ThreadPoolExecutor(max_workers=min(workers, len(chunk)), thread_name_prefix="kagg-check") as pool:
+                return list(pool.map(one, chunk))
+        return [one(item) for item in chunk]
+
+    procs = check_processes(items, operation) if processes is None else processes
+    if procs > 1 and len(items) > 1:
+        # the first item here: it imports and warms what the workers then share (nbformat's
+        # schemas, the conversion modules) instead of each worker doing it again
+        outcomes = [one(items[0])] + _check_forked(items[1:], operation, ctx, procs, in_threads)
     else:
-        outcomes = [one(item) for item in items]
+        outcomes = in_threads(items)
     jobs = [o for o in outcomes if isinstance(o, Job)]
     problems = [o for o in outcomes if isinstance(o, Problem)]
     return jobs, problems + duplicate_names(jobs)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_processes(items: list[BatchItem], operation: Operation) -> int:
+    """How many processes should check ``items``: one per CPU for a long list whose checks are
+    CPU work (deploys), where ``fork`` exists (it shares this process's imports) and this
+    process runs no other thread (a thread's locks would be copied held); else 1."""
+    if not operation.heavy_check or len(items) < MIN_ITEMS_FOR_PROCESSES:
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return 1
+    return min(_cpus(), len(items) // (MIN_ITEMS_FOR_PROCESSES // 2))
+
+
+#: items a checking process takes from the list at a time
+CHECK_CHUNK = 6
+
+
+def _start_check_worker(state: Any) -> None:
+    """A check worker's start: Ctrl-C is the parent's to handle (it stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _worker_state
+    _worker_state = state
+
+
+_worker_state: Any = None  # in a check worker: what _check_forked shares with it
+
+
+def _claim_chunks(state: tuple, portable: bool) -> list[tuple[int, list]]:
+    """Check chunks of the list until none is left: (chunk number, outcomes) for each one done here.
+
+    Every checking process runs this; the shared counter hands each chunk to one of them, so a
+    fast process takes more of the list than a slow one.
+    """
+    operation, check, items, bounds, counter = state
+    done = []
+    while True:
+        with counter.get_lock():
+            k = counter.value
+            counter.value = k + 1
+        if k >= len(bounds):
+            return done
+        a, b = bounds[k]
+        part = check(items[a:b])
+        if portable:
+            part = [o if isinstance(o, Problem) else operation.portable(o) for o in part]
+        done.append((k, part))
+
+
+def _check_in_worker() -> list[tuple[int, list]]:
+    return _claim_chunks(_worker_state, portable=True)
+
+
+def _check_forked(items: list[BatchItem], operation: Operation, ctx: Context, procs: int,
+                  check: Callable[[list[BatchItem]], list]) -> list[Job | Problem]:
+    """``check`` over ``items`` in this process and ``procs - 1`` forked ones, in list order.
+
+    The workers inherit this process as it is (no pickling of the operation or the list);
+    only their outcomes travel back, through ``operation.portable``/``restore``. Chunks a
+    worker did not send back (an outcome that does not pickle, a worker killed) are checked
+    here afterwards.
+    """
+    fork = multiprocessing.get_context("fork")
+    bounds = [(a, min(a + CHECK_CHUNK, len(items))) for a in range(0, len(items), CHECK_CHUNK)]
+    state = (operation, check, items, bounds, fork.Value("q", 0))
+    parts: dict[int, list] = {}
+    pool = ProcessPoolExecutor(max_workers=procs - 1, mp_context=fork, initializer=_start_check_worker,
+                               initargs=(state,))
+    try:
+        futures = [pool.submit(_check_in_worker) for _ in range(procs - 1)]
+        parts.update(_claim_chunks(state, portable=False))
+        for future in futures:
+            try:
+                done = future.result()
+            except Exception:  # noqa: BLE001 - a broken worker or an outcome that did not pickle
+                continue
+            for k, part in done:
+                try:
+                    parts[k] = [o if isinstance(o, Problem) else operation.restore(o, ctx) for o in part]
+                except Exception:  # noqa: BLE001 - checked again below
+                    pass
+    except BaseException:  # Ctrl-C: stop the workers now rather than after their chunks
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    outcomes: list[Job | Problem] = []
+    for k, (a, b) in enumerate(bounds):
+        outcomes.extend(parts[k] if k in parts else check(items[a:b]))
+    return outcomes
 
 
 def duplicate_names(jobs: list[Job]) -> list[Problem]:
@@ -127,7 +245,8 @@ def run_batch(request: BatchRequest, registry: Registry,
         ctx = Context(shared, request.out_dir, request.force, request.allow_secrets)
         if to_check:
             notice(f"checking {len(to_check)} item{'s' if len(to_check) != 1 else ''}")
-        jobs, problems = check_all(to_check, operation, ctx, min(request.run.parallel, MAX_CHECK_WORKERS))
+        jobs, problems = check_all(to_check, operation, ctx, min(request.run.parallel, MAX_CHECK_WORKERS),
+                                   request.check_processes)
         problems = spec.problems + problems
         if problems:
             raise BatchInputError(spec.source, problems)
@@ -142,32 +261,68 @@ def _execute(request: BatchRequest, source: str, state: BatchState, operation: O
              started: str, clock: float) -> BatchReport:
     """The changing half: run the jobs while keeping the state file current."""
     keep = {r.key: state.previous[r.key] for r in finished.values() if r.key in state.previous}
-    last_save = [0.0]
 
-    def save(results: list[ItemResult], done: bool = False, interrupted: bool = False) -> None:
-        records = dict(keep)
-        records.update({r.key: _record(r) for r in results if r.key not in keep})
-        state.save(records, finished=done, interrupted=interrupted)
-        last_save[0] = time.monotonic()
-
-    def on_change(results: list[ItemResult]) -> None:
-        if time.monotonic() - last_save[0] >= STATE_SAVE_INTERVAL:
-            save(results)
+    def records(results: list[ItemResult]) -> dict[str, dict]:
+        out = dict(keep)
+        out.update({r.key: _record(r) for r in results if r.key not in keep})
+        return out
 
     # the previous run's state goes now, so a run killed before its first item ends is not mistaken for it
-    save(list(finished.values()) + [ItemResult.for_job(job) for job in jobs])
+    state.save(records(list(finished.values()) + [ItemResult.for_job(job) for job in jobs]), finished=False)
     display = display_for(jobs)
-    runner = Runner(operation, ctx, request.run, on_event=display.event, on_change=on_change,
-                    on_stop=display.notice)
+    saver = _StateWriter(state)
+    runner = Runner(operation, ctx, request.run, on_event=display.event,
+                    on_change=lambda results: saver.submit(records(results)), on_stop=display.notice,
+                    change_interval=STATE_SAVE_INTERVAL)
     display.start(len(jobs) + len(finished), request.operation)
     try:
         outcome = runner.run(jobs, finished)
     finally:
+        saver.close()
         display.close()
     complete = not outcome.interrupted and all(r.status in ("ok", "skipped", "failed") for r in outcome.results)
-    save(outcome.results, done=complete, interrupted=outcome.interrupted)
+    state.save(records(outcome.results), finished=complete, interrupted=outcome.interrupted)
     report = BatchReport(list=source, operation=request.operation, started_at=started, finished_at=utc_now(),
                          seconds=round(time.monotonic() - clock, 3), parallel=request.run.parallel,
                          items=outcome.results, interrupted=outcome.interrupted, aborted=outcome.aborted,
                          state_file=str(state.path))
     return report
+
+
+class _StateWriter:
+    """Writes the state file while items run, in a thread of its own: the write's fsync would
+    otherwise hold up the thread that starts the next items. Only the newest records are
+    written; a failed write is left to the final save, which the caller makes itself."""
+
+    def __init__(self, state: BatchState):
+        self.state = state
+        self._cv = threading.Condition()
+        self._latest: Optional[dict] = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="kagg-batch-state", daemon=True)
+        self._thread.start()
+
+    def submit(self, records: dict) -> None:
+        with self._cv:
+            self._latest = records
+            self._cv.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._latest is not None or self._closing)
+                records, self._latest = self._latest, None
+            if records is None:
+                return
+            try:
+                self.state.save(records, finished=False)
+            except OSError:
+                pass  # the final save reports it
+
+    def close(self) -> None:
+        """Stop after the write in progress (the final state is the caller's to write)."""
+        with self._cv:
+            self._closing = True
+            self._latest = None
+            self._cv.notify()
+        self._thread.join()
