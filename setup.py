@@ -48,6 +48,7 @@ setup(
         "hdrhistogram>=0.10",
         "aiohttp>=3.9",
         "watchdog>=3",
+        "packaging>=23",
     ],
     extras_require=extras,
     entry_points={

@@ -85,6 +85,7 @@ def prepare(source: str, provider_name: str = "local", options: Optional[DeployO
         raise BadInput(f"the name {name!r} is already used by a {current.provider} endpoint; "
                        f"choose another with --name or run `kagg delete {name}` first")
     provider.validate_target(name, current, options)
+    provider.check_function(function, options)
     function.name = name
     return Prepared(provider, function, name, current, options)
 

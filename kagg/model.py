@@ -187,6 +187,7 @@ class DeployOptions:
     arch: Optional[str] = None
     bucket: Optional[str] = None
     startup_timeout: Optional[float] = None  # local: seconds to wait for a cold start (default 120)
+    venv: bool = False  # local: serve from a virtual environment made from the requirements
     adopt: bool = False  # take over a cloud resource that this registry's entry did not make
     #: the identity of the registry entry this deploy writes (set by kagg.deploy, not by users);
     #: providers keep it on the resources they make and check it before changing one

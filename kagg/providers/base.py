@@ -77,6 +77,10 @@ class Provider(ABC):
                        f"entry {options.owner}): another registry or a stale entry; choose another --name, "
                        "or pass --adopt to take it over")
 
+    def check_function(self, function: ConvertedFunction, options: DeployOptions) -> None:
+        """Raise :class:`BadInput` if the converted notebook cannot run where this provider
+        would run it (e.g. a requirement the local environment lacks). Makes no change."""
+
     # -- the four steps ------------------------------------------------------------------
     def build(self, function: ConvertedFunction, options: DeployOptions) -> Artifact:
         """Build the deterministic zip for this provider. Local work only."""

@@ -175,8 +175,9 @@ def last_error_line(log_text: str) -> str:
 SERVER_MODULE = "kagg.providers.local.server"
 
 
-def server_command(app_dir: Path, port: int) -> list[str]:
-    """The command line that serves an unpacked artifact on 127.0.0.1:``port``
-    (:func:`identify` reads the app folder back from it)."""
+def server_command(app_dir: Path, port: int, python: Optional[str] = None) -> list[str]:
+    """The command line that serves an unpacked artifact on 127.0.0.1:``port``, the server run
+    by ``python`` (default: kagg's own); :func:`identify` reads the app folder back from it."""
     return [sys.executable, "-m", SERVER_MODULE, "--target", TARGET,
-            "--source", str(app_dir.resolve() / "main.py"), "--host", HOST, "--port", str(port)]
+            "--source", str(app_dir.resolve() / "main.py"), "--host", HOST, "--port", str(port),
+            "--python", python or sys.executable]

@@ -20,9 +20,10 @@ from typing import Iterator, Optional
 
 from kagg.errors import BadInput, DeployFailed, OperationFailed
 from kagg.atomic import write_bytes_atomic
-from kagg.model import Artifact, DeployOptions, Endpoint, Plan, PlanStep, utc_now
+from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Plan, PlanStep, utc_now
 from kagg.notebook.linemap import LineMap
 from kagg.providers.base import Provider
+from kagg.providers.local.environment import ensure_venv, install_hint, missing_requirements
 from kagg.providers.local.server import read_status
 from kagg.registry import make_private_dir
 from kagg.providers.local.process import (HOST, Server, health, is_running, last_error_line, pick_free_port,
@@ -43,6 +44,17 @@ class LocalProvider(Provider):
         for key in options.env:
             if not key or "=" in key:
                 raise BadInput(f"invalid environment variable name {key!r}")
+
+    def check_function(self, function: ConvertedFunction, options: DeployOptions) -> None:
+        """A requirement kagg's environment lacks would fail at start: say so now, and how to fix it."""
+        if options.venv:
+            return
+        missing = missing_requirements(function.requirements)
+        if missing:
+            listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise BadInput(f"{function.name} needs {listed}, which the environment kagg runs in does not have; "
+                           f"install it ({install_hint(missing)}) or deploy with --venv to serve it from "
+                           "a virtual environment of its own")
 
     def _endpoint_dir(self, name: str) -> Path:
         return self.state_dir / "local" / name
@@ -74,6 +86,7 @@ class LocalProvider(Provider):
         url = f"http://{HOST}:{port}/"
         unchanged = bool(current and running and current.artifact_sha256 == artifact.sha256
                          and port == current_port and env_digest(options.env) == data.get("env_sha256")
+                         and bool(data.get("venv")) == options.venv
                          and health(current.url) is not None)
         app_dir = self._endpoint_dir(name) / artifact.sha256[:16]
         steps = [PlanStep("unpack", f"unpack {artifact.path.name} into {app_dir}")]
@@ -89,6 +102,8 @@ class LocalProvider(Provider):
         artifact, options = plan.artifact, plan.options
         app_dir = Path(plan.data["app_dir"])
         self._unpack(artifact, app_dir)
+        # the venv first: it may take minutes, or fail, while the old version still serves
+        python = str(ensure_venv(artifact.function.requirements, self.progress)) if options.venv else sys.executable
         old = plan.current.provider_data if plan.current else {}
         old_server = Server.from_data(old)
         was_running = stop_server(old_server)
@@ -101,13 +116,13 @@ class LocalProvider(Provider):
         startup_timeout = float(options.startup_timeout or DEFAULT_STARTUP_TIMEOUT)
         try:
             server = self._start(app_dir, port, log_path, options.env, artifact.function.source.sha256,
-                                 startup_timeout)
+                                 startup_timeout, python)
         except OperationFailed as exc:
             self._write_env(plan.name, old_env)
             raise self._restore(plan, exc, was_running, old_env, log_path, startup_timeout) from None
         self._prune(plan.name, keep=app_dir.name)
         return self._endpoint(plan.name, url, artifact.function.source.path, artifact.function.source.sha256,
-                              artifact.sha256, server, port, log_path, options.env)
+                              artifact.sha256, server, port, log_path, options.env, python)
 
     def _restore(self, plan: Plan, exc: OperationFailed, was_running: bool, old_env: dict, log_path: Path,
                  startup_timeout: float) -> DeployFailed:
@@ -119,24 +134,26 @@ class LocalProvider(Provider):
             if current is None:
                 shutil.rmtree(self._endpoint_dir(plan.name), ignore_errors=True)
             return DeployFailed(exc.message, nothing_left=True)
+        python = old.get("python") if isinstance(old.get("python"), str) else sys.executable
         try:
             server = self._start(Path(old_dir), old["port"], log_path, old_env, current.source.get("sha256"),
-                                 startup_timeout)
+                                 startup_timeout, python)
         except OperationFailed:
             return DeployFailed(exc.message + "; the previous version could not be restarted either")
         restored = self._endpoint(plan.name, current.url, current.source.get("path", ""),
                                   current.source.get("sha256", ""), current.artifact_sha256 or "", server,
-                                  old["port"], log_path, old_env)
+                                  old["port"], log_path, old_env, python)
         restored.created_at = current.created_at
         return DeployFailed(exc.message + "; the previous version is still serving", endpoint=restored)
 
     def _endpoint(self, name: str, url: str, source_path: str, source_sha: str, artifact_sha: str, server: Server,
-                  port: int, log_path: Path, env: dict) -> Endpoint:
+                  port: int, log_path: Path, env: dict, python: str) -> Endpoint:
         return Endpoint(
             name=name, provider=self.name, url=url, auth="none", region=None,
             source={"path": source_path, "sha256": source_sha}, artifact_sha256=artifact_sha,
-            provider_data={**server.to_data(), "port": port, "log": str(log_path), "python": sys.executable,
-                           "env_names": sorted(env), "env_sha256": env_digest(env), "started_at": utc_now()},
+            provider_data={**server.to_data(), "port": port, "log": str(log_path), "python": python,
+                           "venv": python != sys.executable, "env_names": sorted(env),
+                           "env_sha256": env_digest(env), "started_at": utc_now()},
         )
 
     @staticmethod
@@ -169,14 +186,14 @@ class LocalProvider(Provider):
         write_bytes_atomic(path, json.dumps(env, sort_keys=True).encode("utf-8"), mode=0o600)
 
     def _start(self, app_dir: Path, port: int, log_path: Path, env_extra: dict, expected_sha: Optional[str],
-               startup_timeout: float) -> Server:
+               startup_timeout: float, python: str) -> Server:
         """Start a detached server and wait for its /health; on failure raise with the log's error."""
         make_private_dir(log_path.parent)
         env = dict(os.environ)
         env.update(env_extra)
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("PYTHONSTARTUP", None)
-        cmd = server_command(app_dir, port)
+        cmd = server_command(app_dir, port, python)
         with open(os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
             log.write(f"--- {utc_now()} starting {app_dir.name} on port {port}\n".encode())
             log.flush()

@@ -8,7 +8,8 @@ endpoint (and ``kagg serve``) runs. It is two processes:
   boot" — starts it again with a growing pause, writing a line to the endpoint's log and a
   count to ``server-status.json`` beside the app folder, so ``kagg logs`` and
   ``kagg endpoints list`` can say so. SIGTERM/SIGINT stop both.
-- the *server* (``--serve``): functions-framework's Flask app (``create_app``, GCF's own
+- the *server* (``--serve``, this file run as a script by ``--python``, kagg's own Python or an
+  endpoint's virtual environment, so it imports nothing of kagg): functions-framework's Flask app (``create_app``, GCF's own
   runtime) on gunicorn's threaded worker, with enough threads that slow clients cannot take
   them all, and a deadline on reading a request's headers so that a client sending them a
   byte at a time is cut off instead of holding a thread for as long as it likes.
@@ -102,22 +103,13 @@ def _worker_class():
     return KaggThreadWorker
 
 
-def __getattr__(name: str):
-    """``KaggThreadWorker``, which gunicorn loads by name: made on first use, so the
-    supervisor never imports gunicorn."""
-    if name == "KaggThreadWorker":
-        return _worker_class()
-    raise AttributeError(name)
-
-
 def serve(source: str, target: str, host: str, port: int) -> None:
     """Run functions-framework's app for ``source`` on gunicorn, in this process."""
     from functions_framework import create_app
     from functions_framework._http.gunicorn import GunicornApplication
 
     app = create_app(target, source)
-    GunicornApplication(app, host, port, False, threads=THREADS,
-                        worker_class="kagg.providers.local.server.KaggThreadWorker").run()
+    GunicornApplication(app, host, port, False, threads=THREADS, worker_class=_worker_class()).run()
 
 
 # -- the supervisor -----------------------------------------------------------------------------------
@@ -156,7 +148,7 @@ def _wait_listening(proc: subprocess.Popen, port: int) -> bool:
     return False
 
 
-def supervise(argv: list[str], app_dir: Path, port: int) -> int:
+def supervise(argv: list[str], app_dir: Path, port: int, python: str = sys.executable) -> int:
     """Run the server; start it again whenever it dies, until told to stop."""
     from kagg.model import utc_now
 
@@ -173,7 +165,8 @@ def supervise(argv: list[str], app_dir: Path, port: int) -> int:
     signal.signal(signal.SIGINT, stop)
     restarts = 0
     while True:
-        proc = subprocess.Popen([sys.executable, "-m", SERVER_MODULE, "--serve", *argv])
+        # the server runs this file as a script, so a virtual environment without kagg can run it
+        proc = subprocess.Popen([python, str(Path(__file__).resolve()), "--serve", *argv])
         child["proc"] = proc
         served = _wait_listening(proc, port)
         code = proc.wait()
@@ -197,12 +190,13 @@ def main(args: Optional[list[str]] = None) -> int:
     parser.add_argument("--target", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--python", default=sys.executable, help="the interpreter that runs the server")
     ns = parser.parse_args(args)
     if ns.serve:
         serve(ns.source, ns.target, ns.host, ns.port)
         return 0
     argv = ["--source", ns.source, "--target", ns.target, "--host", ns.host, "--port", str(ns.port)]
-    return supervise(argv, Path(ns.source).parent, ns.port)
+    return supervise(argv, Path(ns.source).parent, ns.port, ns.python)
 
 
 if __name__ == "__main__":
