@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Literal, Optional
 
 from kagg.errors import BadInput, OperationFailed
@@ -16,6 +17,7 @@ from kagg.model import ConvertedFunction, DeployOptions, Endpoint, Plan
 from kagg.providers import get_provider
 from kagg.providers.base import Provider
 from kagg.registry import Registry
+from kagg.urls import is_url
 
 Status = Literal["deployed", "updated", "skipped", "planned"]
 Progress = Callable[[str], None]
@@ -84,10 +86,29 @@ def prepare(source: str, provider_name: str = "local", options: Optional[DeployO
     if current is not None and current.provider != provider.name:
         raise BadInput(f"the name {name!r} is already used by a {current.provider} endpoint; "
                        f"choose another with --name or run `kagg delete {name}` first")
+    if current is not None and options.name is None and _other_source(current, function):
+        raise BadInput(f"the name {name!r} (made from {function.source.path}) is already used by the endpoint "
+                       f"deployed from {current.source.get('path')}; give this one its own name with --name, "
+                       f"or pass --name {name} to replace that endpoint")
     provider.validate_target(name, current, options)
     provider.check_function(function, options)
     function.name = name
     return Prepared(provider, function, name, current, options)
+
+
+def _other_source(current: Endpoint, function: ConvertedFunction) -> bool:
+    """True when ``current`` was deployed from another notebook than ``function``'s: two notebooks
+    whose derived names collide (``日本.ipynb`` and ``中国.ipynb`` both give ``notebook``)."""
+    old, new = current.source.get("path"), function.source.path
+    if not isinstance(old, str) or not old or old == new:
+        return False
+    if is_url(old) or is_url(new):
+        return True
+    old_path, new_path = Path(old), Path(new)
+    if old_path.name != new_path.name:
+        return True
+    # the same file name from another folder, or the same file given another way (./nb, ../x/nb)
+    return old_path.exists() and old_path.resolve() != new_path.resolve()
 
 
 def deploy(source: str, provider_name: str = "local", options: Optional[DeployOptions] = None,

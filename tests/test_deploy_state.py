@@ -269,3 +269,18 @@ def test_a_failed_apply_that_says_nothing_leaves_the_entry_pending(tmp_path):
     assert entry.pending and entry.owner and made == ["half"]
     delete("half", registry)
     assert made == [] and registry.find("half") is None
+
+
+# -- two notebooks, one derived name --------------------------------------------------------------------------
+def test_notebooks_whose_names_collide_do_not_replace_each_other(reg, tmp_path):
+    first = write(tmp_path / "日本.ipynb", GOOD)
+    second = write(tmp_path / "中国.ipynb", OTHER)
+    assert run_kagg("deploy", str(first)).returncode == 0
+    name = next(iter(entries(reg)))
+    res = run_kagg("deploy", str(second))
+    assert res.returncode == 2
+    assert "日本.ipynb" in res.stderr and "--name" in res.stderr
+    assert entries(reg)[name]["source"]["path"] == str(first)
+    assert run_kagg("deploy", str(second), "--name", "china").returncode == 0
+    assert run_kagg("deploy", str(first)).returncode == 0  # the same notebook again: fine
+    assert sorted(entries(reg)) == sorted([name, "china"])
