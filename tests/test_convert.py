@@ -506,3 +506,15 @@ def test_convert_accepts_a_loaded_notebook(tmp_path):
     loaded = load_notebook(str(nb_file(tmp_path, "def handler():\n    pass", name="Hello World.ipynb")))
     fn = convert(loaded)
     assert fn.name == "hello-world" and fn.source.sha256 == loaded.sha256
+
+
+def test_a_name_defined_only_in_a_skip_cell_is_warned_about(tmp_path, kagg):
+    """The handler reads LABELS, which only an exploration cell tagged skip defines: a 500 later."""
+    from notebooks import write
+
+    nb = write(tmp_path / "labels.ipynb", ("LABELS = ['a', 'b']\nimport pandas as pd", ["skip"]),
+               "def handler(i: int):\n    rows = [x for x in range(i)]\n    return LABELS[i]")
+    res = kagg("convert", str(nb))
+    assert res.returncode == 0, res.stderr
+    assert "cell 2, line 3: `LABELS` is defined only in cell 1, which is tagged skip" in res.stderr
+    assert "`pd`" not in res.stderr and "`rows`" not in res.stderr and "`x`" not in res.stderr

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from kagg.errors import BadInput
-from kagg.notebook.magics import CellCode, transform_cell
 from kagg.model import ConvertedFunction, Mode, Note, Parameter, SourceInfo
-from kagg.notebook.parameters import handler_signature, parameters_cell
-from kagg.notebook.requirements import infer_requirements, local_module_files, read_requirements_file
 from kagg.notebook.cells import cell_source, cell_tags
 from kagg.notebook.loading import LoadedNotebook, load_notebook
+from kagg.notebook.magics import CellCode, transform_cell
+from kagg.notebook.parameters import handler_signature, parameters_cell
+from kagg.notebook.requirements import infer_requirements, local_module_files, read_requirements_file
+from kagg.notebook.skipped import skipped_only_notes
 
 DEFAULT_ENTRY = "handler"
 DISPLAY_IMPORT = "from kagg_runtime import display  # a no-op outside Jupyter"
@@ -99,6 +100,8 @@ def convert(loaded: LoadedNotebook, entry: Optional[str] = None, name: Optional[
     request_source = (_assemble(build.request_cells, loaded, "runs for every request, after the module")
                       if build.mode == "script" else None)
     notes.extend(_ipython_only_notes(served))
+    notes.extend(skipped_only_notes([(c.number, c.tree) for c in served],
+                                    [(c.number, _parse_quietly(c)) for c in cells if c.role == "skip"]))
     requirements, origin = _requirements(loaded, served, notes)
     return ConvertedFunction(
         name=function_name, mode=build.mode, entry=build.entry, module_source=module_source,
@@ -176,6 +179,16 @@ def _prepare(cell: _Cell) -> None:
     cell.tree = tree
     cell.futures = [a.name for node in tree.body if isinstance(node, ast.ImportFrom)
                     and node.module == "__future__" for a in node.names]
+
+
+def _parse_quietly(cell: _Cell) -> Optional[ast.Module]:
+    """A skipped cell's tree, for the names it defines (None if it is not Python)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(transform_cell(cell.source, cell.number).code)
+    except (SyntaxError, ValueError):
+        return None
 
 
 def _syntax_message(cell: _Cell, exc: SyntaxError) -> str:
