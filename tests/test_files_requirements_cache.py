@@ -2,8 +2,8 @@
 
 Answers are kept in ``$KAGG_CACHE_DIR/distributions-<env>.json`` and used while the
 environment is unchanged; installing, upgrading or removing a distribution on ``sys.path``
-changes the stamp and starts afresh. ``KAGG_CACHE_DIR=off`` turns the file off, and a cache
-that cannot be written is no error.
+changes the stamp and starts afresh. A cache that cannot be written, or that does not
+parse, is no error.
 """
 
 from __future__ import annotations
@@ -81,11 +81,14 @@ def test_installing_a_distribution_starts_afresh(tmp_path):
     assert convert(nb, str(cache), site)["requirements"] == ["fake-kagg-pkg==2.0"]
 
 
-def test_cache_off_writes_nothing(tmp_path, monkeypatch):
+def test_without_kagg_cache_dir_the_xdg_cache_folder_is_used(tmp_path, monkeypatch):
+    monkeypatch.delenv("KAGG_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     nb = write(tmp_path / "nb.ipynb", "import click\n" + HANDLER)
-    assert convert(nb, "off")["requirements"] == [f"click=={importlib.metadata.version('click')}"]
-    assert not (tmp_path / "xdg").exists()
+    res = run_kagg("convert", str(nb), "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["requirements"] == [f"click=={importlib.metadata.version('click')}"]
+    assert len(cache_files(tmp_path / "xdg" / "kagg")) == 1
 
 
 def test_a_cache_that_cannot_be_written_is_no_error(tmp_path):

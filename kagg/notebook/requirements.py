@@ -118,7 +118,7 @@ class _Resolver:
     """
 
     def __init__(self) -> None:
-        self.stamp = _environment_stamp()
+        self.stamp = environment_stamp()
         self.path = _cache_path()
         self.data: dict[str, dict[str, Any]] = {"distributions": {}, "shared": {}, "versions": {}}
         self.dirty = False
@@ -166,7 +166,8 @@ class _Resolver:
 
 
 def cache_dir() -> Path:
-    """kagg's cache folder: ``$KAGG_CACHE_DIR``, else ``$XDG_CACHE_HOME/kagg``, else ``~/.cache/kagg``."""
+    """kagg's cache folder: ``$KAGG_CACHE_DIR``, else ``$XDG_CACHE_HOME/kagg``, else ``~/.cache/kagg``
+    (the folder the AWS dependency cache uses too)."""
     explicit = os.environ.get("KAGG_CACHE_DIR")
     if explicit:
         return Path(explicit)
@@ -175,18 +176,18 @@ def cache_dir() -> Path:
 
 
 def _cache_path() -> Optional[Path]:
-    """The cache file of this Python environment; None when ``KAGG_CACHE_DIR`` is ``off``."""
-    if os.environ.get("KAGG_CACHE_DIR", "").lower() in ("off", "0", "none"):
-        return None
+    """The cache file of this Python environment (one per interpreter)."""
     import hashlib
 
     digest = hashlib.sha256(os.path.realpath(sys.executable).encode("utf-8", "surrogateescape")).hexdigest()
     return cache_dir() / f"distributions-{digest[:16]}.json"
 
 
-def _environment_stamp() -> str:
-    """What the installed distributions depend on: each ``sys.path`` entry's metadata entries
-    (name and modification time) or, for a zip file, its size and time."""
+def environment_stamp() -> str:
+    """A digest of what ``importlib.metadata`` would find: each ``sys.path`` entry's metadata entries
+    (``*.dist-info``, ``*.egg-info``, ``*.egg``: name and modification time) or, for a zip file,
+    its size and time. It changes when a distribution is installed, upgraded or removed, so
+    anything derived from installed metadata (entry points too) can be cached under it."""
     import hashlib
 
     parts: list[str] = []
