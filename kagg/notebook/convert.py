@@ -100,8 +100,9 @@ def convert(loaded: LoadedNotebook, entry: Optional[str] = None, name: Optional[
     request_source = (_assemble(build.request_cells, loaded, "runs for every request, after the module")
                       if build.mode == "script" else None)
     notes.extend(_ipython_only_notes(served))
-    notes.extend(skipped_only_notes([(c.number, c.tree) for c in served],
-                                    [(c.number, _parse_quietly(c)) for c in cells if c.role == "skip"]))
+    skipped = [(c.number, _parse_quietly(c)) for c in cells if c.role == "skip"]
+    if any(tree is not None for _number, tree in skipped):  # else nothing is defined only there: no walk
+        notes.extend(skipped_only_notes([(c.number, c.tree) for c in served], skipped))
     requirements, origin = _requirements(loaded, served, notes)
     return ConvertedFunction(
         name=function_name, mode=build.mode, entry=build.entry, module_source=module_source,
