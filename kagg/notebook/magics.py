@@ -75,16 +75,20 @@ def transform_cell(source: str, cell: int) -> CellCode:
     return result
 
 
+#: (first line, every line) patterns of pasted prompts IPython strips: ``>>>``/``...`` and ``In [1]:``
+_PROMPTS = ((re.compile(r"^>>>( |$)"), re.compile(r"^(>>>|\.\.\.)( |$)")),
+            (re.compile(r"^In \[\d+\]: "), re.compile(r"^(In \[\d+\]: |\s*\.{3,}: ?)")))
+
+
 def _cleanup(lines: list[str]) -> list[str]:
     """IPython's clean-up before parsing: drop the first line's indent and pasted prompts."""
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is None:
         return lines
-    indent = re.match(r"[ \t]*", lines[first]).group(0)
+    indent = lines[first][: len(lines[first]) - len(lines[first].lstrip(" \t"))]
     if indent:
         lines = [ln[len(indent):] if ln.startswith(indent) else ln for ln in lines]
-    for initial, prompt in ((re.compile(r"^>>>( |$)"), re.compile(r"^(>>>|\.\.\.)( |$)")),
-                            (re.compile(r"^In \[\d+\]: "), re.compile(r"^(In \[\d+\]: |\s*\.{3,}: ?)"))):
+    for initial, prompt in _PROMPTS:
         following = lines[first + 1] if first + 1 < len(lines) else ""
         if initial.match(lines[first]) or prompt.match(following):
             lines = lines[:first] + [prompt.sub("", ln, count=1) for ln in lines[first:]]
