@@ -7,8 +7,12 @@ held to ±2 ms. Everything binds 127.0.0.1 on a port the OS picks.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
+import socket
+import socketserver
+import struct
 import subprocess
 import sys
 import threading
@@ -27,14 +31,25 @@ class FakeEndpoint:
     ``error_every=n`` answers 500 to every n-th probe; ``stall=(after, length)`` holds every
     request arriving between ``after`` and ``after + length`` seconds from the first probe
     until the stall ends (a frozen process, as a client sees it).
+
+    ``schema_failures=n`` answers ``schema_status`` (500) to the first n ``/schema`` requests
+    (-1: to all of them); ``redirect="/final"`` answers ``POST /`` and ``GET /`` with a 302
+    there (``/final`` then answers as ``/`` would); ``auth=(user, password)`` answers 401 to
+    any request without that Basic ``Authorization``.
     """
 
     def __init__(self, delay: float = 0.020, error_every: int = 0,
                  stall: Optional[tuple[float, float]] = None, instance: str = "inst-1",
-                 schema: Optional[dict] = None):
+                 schema: Optional[dict] = None, schema_failures: int = 0, schema_status: int = 500,
+                 redirect: Optional[str] = None, auth: Optional[tuple[str, str]] = None):
         self.delay, self.error_every, self.stall, self.instance = delay, error_every, stall, instance
         self.schema = schema if schema is not None else {
             "type": "object", "properties": {"x": {"type": "integer", "default": 3}}}
+        self.schema_failures, self.schema_status, self.redirect = schema_failures, schema_status, redirect
+        self.auth = ("Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()) if auth else None
+        self.schema_requests = 0
+        self.redirects = 0
+        self.unauthorized = 0
         self.lock = threading.Lock()
         self.probes = 0
         self.first: Optional[float] = None
@@ -61,6 +76,11 @@ class FakeEndpoint:
                  headers: dict[str, str]) -> tuple[int, dict, float, bool]:
         """(status, JSON, handler seconds, cold) for one request."""
         if path.startswith("/schema"):
+            with self.lock:
+                self.schema_requests += 1
+                failing = self.schema_failures < 0 or self.schema_requests <= self.schema_failures
+            if failing:
+                return self.schema_status, {"error": {"type": "Flaky", "message": "planned"}}, 0.0, False
             return 200, self.schema, 0.0, False
         with self.lock:
             self.probes += 1
@@ -92,9 +112,23 @@ class FakeEndpoint:
             def log_message(self, *args) -> None:
                 pass
 
+            def _plain(self, status: int, extra: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in {**extra, "Content-Length": "0"}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if endpoint.auth and self.headers.get("Authorization") != endpoint.auth:
+                    with endpoint.lock:
+                        endpoint.unauthorized += 1
+                    return self._plain(401, {"WWW-Authenticate": 'Basic realm="test"'})
+                if endpoint.redirect and self.path.split("?")[0] == "/":
+                    with endpoint.lock:
+                        endpoint.redirects += 1
+                    return self._plain(302, {"Location": endpoint.redirect})
                 status, data, handler_s, cold = endpoint._respond(self.path, self.command, body,
                                                                     dict(self.headers.items()))
                 payload = json.dumps(data).encode()
@@ -137,11 +171,112 @@ def server_process(*args: str) -> Iterator[str]:
             proc.wait()
 
 
+class HostileServer:
+    """A server on 127.0.0.1 that reads each request whole, then misbehaves, every time:
+
+    ``close``: closes without answering; ``garbage``: answers with something that is not
+    HTTP; ``short``: a body shorter than its Content-Length, then closes; ``reset``: resets
+    the connection (RST) without answering; ``trickle``: a status line, then its headers one
+    byte every ``every`` seconds for as long as the server runs; ``stream``: 200 OK and a
+    body of ``size`` bytes, written in 1 MiB chunks as fast as the client reads.
+    """
+
+    MODES = ("close", "garbage", "short", "reset", "trickle", "stream")
+
+    def __init__(self, mode: str, size: int = 0, every: float = 0.5):
+        assert mode in self.MODES, mode
+        self.mode, self.size, self.every = mode, size, every
+        self.stop = threading.Event()
+        self.requests = 0
+        server = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                sock: socket.socket = self.request
+                try:
+                    while server._read_request(sock):
+                        server.requests += 1
+                        if not server._misbehave(sock):
+                            return
+                except OSError:  # the client gave up
+                    pass
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    @staticmethod
+    def _read_request(sock: socket.socket) -> bool:
+        """Read one request (headers and Content-Length body); False when the client closed."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+        return True
+
+    def _misbehave(self, sock: socket.socket) -> bool:
+        """Answer one request badly; True to keep the connection for another request."""
+        if self.mode == "close":
+            sock.shutdown(socket.SHUT_RDWR)
+        elif self.mode == "garbage":
+            sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\nProtocol mismatch.\r\n\r\n")
+            sock.shutdown(socket.SHUT_RDWR)
+        elif self.mode == "short":
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                         b'{"ok": tr')
+            sock.shutdown(socket.SHUT_RDWR)
+        elif self.mode == "reset":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # now, before socketserver's own shutdown(SHUT_WR) could send a FIN first
+        elif self.mode == "trickle":
+            sock.sendall(b"HTTP/1.1 200 OK\r\n")
+            for byte in b"X-Slow: " + b"a" * 10_000:
+                if self.stop.wait(self.every):
+                    break
+                sock.sendall(bytes([byte]))
+        elif self.mode == "stream":
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                         b"Content-Length: %d\r\n\r\n" % self.size)
+            chunk = b"x" * (1 << 20)
+            left = self.size
+            while left > 0 and not self.stop.is_set():
+                sock.sendall(chunk[:left])
+                left -= len(chunk)
+            return True
+        return False
+
+    def __enter__(self) -> "HostileServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 class WebhookReceiver:
-    """Collects the JSON bodies POSTed to it (the alert webhook's far end)."""
+    """Collects the JSON bodies POSTed to it (the alert webhook's far end), and their headers."""
 
     def __init__(self) -> None:
         self.received: list[dict] = []
+        self.headers: list[dict[str, str]] = []
         self.event = threading.Event()
         receiver = self
 
@@ -151,6 +286,7 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.headers.append(dict(self.headers.items()))
                 receiver.received.append(json.loads(body))
                 receiver.event.set()
                 self.send_response(204)

@@ -15,7 +15,9 @@ import click
 
 from kagg import __version__
 from kagg.cli.common import registry_of
-from kagg.errors import BadInput, OperationFailed
+from kagg.errors import BadInput, NotFound, OperationFailed
+from kagg.monitor.units import duration_forms
+from kagg.urls import is_url, redact_url
 
 PROGRESS_EVERY = 5.0  # seconds between plain progress lines when not on a terminal
 
@@ -52,18 +54,33 @@ class _MonitorCommand(click.Command):
 
 @click.command("history")
 @click.argument("name")
-@click.option("--since", default="24h", show_default=True, help="How far back: 30m, 24h, 7d.")
+@click.option("--since", default="24h", show_default=True,
+              help=f"How far back: {duration_forms()}, such as 30m, 24h or 7d.")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @click.pass_context
 def history(ctx: click.Context, name: str, since: str, as_json: bool) -> None:
-    """Show past monitor runs of NAME (or URL): percentiles, errors, cold starts, redeploys."""
+    """Show past monitor runs of NAME (or URL): percentiles, errors, cold starts, redeploys.
+
+    A NAME that is neither in the registry nor in the history is an error (exit 2).
+    """
     from kagg.monitor.history import History
     from kagg.monitor.report import history_json, history_table
     from kagg.monitor.units import parse_duration
 
     window = parse_duration(since, "--since")
-    store = History(registry_of(ctx).state_dir)
+    registry = registry_of(ctx)
+    store = History(registry.state_dir)
+    if is_url(name):
+        name = redact_url(name)  # runs of a URL are recorded under its redacted form
     runs = store.runs(name, window)
+    if not runs and not store.has_runs(name):
+        known = store.targets()
+        hint = f"; runs exist for: {', '.join(known)}" if known else ""
+        if is_url(name):
+            raise NotFound(f"no monitor runs of {name} in {store.path}{hint}")
+        if registry.find(name) is None:
+            raise NotFound(f"no endpoint named {name!r} in {registry.path} and no monitor runs of it in "
+                           f"{store.path}{hint}; see `kagg endpoints list`")
     if as_json:
         click.echo(json.dumps(history_json(name, runs), indent=2))
         return
@@ -83,7 +100,10 @@ def history(ctx: click.Context, name: str, since: str, as_json: bool) -> None:
 @click.option("--rate", default="5/s", show_default=True, help="Requests per endpoint: 5/s, 300/m.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
               help="Most requests in flight per endpoint.")
-@click.option("--timeout", default="10s", show_default=True, help="Per-request timeout.")
+@click.option("--timeout", default="10s", show_default=True,
+              help="Total time each request may take, to the last byte of its answer.")
+@click.option("--follow-redirects", is_flag=True,
+              help="Follow 3xx answers (by default a redirect counts as an error).")
 @click.option("--method", help="HTTP method.  [default: POST, or GET with --health]")
 @click.option("--payload", help="JSON object to send (or @file.json).  [default: the /schema defaults]")
 @click.option("--health", is_flag=True, help="Probe GET /health instead of the function.")
@@ -97,7 +117,8 @@ def history(ctx: click.Context, name: str, since: str, as_json: bool) -> None:
 @click.option("--no-history", is_flag=True, help="Do not record this run in the history.")
 @click.pass_context
 def monitor(ctx: click.Context, targets: tuple[str, ...], duration: Optional[str], count: Optional[int],
-            rate: str, concurrency: int, timeout: str, method: Optional[str], payload: Optional[str],
+            rate: str, concurrency: int, timeout: str, follow_redirects: bool, method: Optional[str],
+            payload: Optional[str],
             health: bool, alerts: tuple[str, ...], webhook: Optional[str], as_json: bool,
             csv_path: Optional[str], plot_path: Optional[str], no_history: bool) -> None:
     """Probe endpoints on an open-loop schedule: latency percentiles, errors, cold starts.
@@ -115,12 +136,15 @@ def monitor(ctx: click.Context, targets: tuple[str, ...], duration: Optional[str
     options = MonitorOptions(
         rate=parse_rate(rate), duration=parse_duration(duration or "60s", "--duration"), count=count,
         concurrency=concurrency, timeout=parse_duration(timeout, "--timeout"), method=method,
-        payload=parse_payload(payload), health=health, keep_results=bool(csv_path or plot_path))
+        payload=parse_payload(payload), health=health, keep_results=bool(csv_path or plot_path),
+        follow_redirects=follow_redirects)
     if health and payload is not None:
         raise BadInput("--health probes GET /health; it takes no --payload")
     parsed_alerts = _alerts.parse_alerts(alerts)
     if webhook and not parsed_alerts:
         raise BadInput("--webhook needs at least one --alert")
+    if webhook and not is_url(webhook):
+        raise BadInput(f"--webhook {redact_url(webhook)!r} is not an http:// or https:// URL")
     if plot_path:
         from kagg.monitor.plot import require
 
@@ -142,9 +166,16 @@ def _run_with_output(targets, options):
 
     err = Console(stderr=True)
     span = options.schedule().span
+
+    def warn(message: str) -> None:
+        click.echo(f"warning: {message}", err=True)
+
     if err.is_terminal:
         with Live(console=err, auto_refresh=False, transient=False) as live:
-            return run(targets, options,
+            def warn_live(message: str) -> None:
+                live.console.print(f"warning: {message}", markup=False, highlight=False)
+
+            return run(targets, options, warn=warn_live,
                        on_tick=lambda stats, elapsed: live.update(live_view(stats, elapsed, span), refresh=True))
     last = [0.0]
 
@@ -154,7 +185,7 @@ def _run_with_output(targets, options):
             for s in stats:
                 click.echo(progress_line(s, elapsed), err=True)
 
-    return run(targets, options, on_tick=plain)
+    return run(targets, options, on_tick=plain, warn=warn)
 
 
 def _finish(run, targets, options, registry, parsed_alerts, webhook, as_json, csv_path, plot_path,
@@ -168,11 +199,13 @@ def _finish(run, targets, options, registry, parsed_alerts, webhook, as_json, cs
     checks = _alerts.evaluate(parsed_alerts, reports)
     fired = [c for c in checks if c["fired"]]
     if csv_path:
-        write_csv(csv_path, run.stats, run.wall_offset)
+        rows = write_csv(csv_path, run.stats, run.wall_offset)
+        click.echo(f"wrote {rows} request row{'' if rows == 1 else 's'} to {csv_path}", err=True)
     if plot_path:
         from kagg.monitor.plot import write_plot
 
         write_plot(plot_path, run.stats)
+        click.echo(f"wrote the latency plot to {plot_path}", err=True)
     if not no_history:
         store = History(registry.state_dir)
         for target, report in zip(targets, reports):
@@ -184,11 +217,12 @@ def _finish(run, targets, options, registry, parsed_alerts, webhook, as_json, cs
         doc = {"kagg_version": __version__, "started_at": run.started_at, "interrupted": run.interrupted,
                "options": {"rate": options.rate, "duration_s": None if options.count else options.duration,
                            "count": options.count, "concurrency": options.concurrency,
-                           "timeout_s": options.timeout, "health": options.health},
+                           "timeout_s": options.timeout, "health": options.health,
+                           "follow_redirects": options.follow_redirects},
                "endpoints": reports, "alerts": checks, "alerts_fired": len(fired)}
         click.echo(json.dumps(doc, indent=2))
     else:
-        _stdout_console().print(final_table(reports))
+        _stdout_console().print(final_table(reports, options.follow_redirects))
     if run.interrupted:
         click.echo("interrupted: the report covers the requests sent so far", err=True)
     if not fired:

@@ -5,7 +5,8 @@ Grammar: ``METRIC OP VALUE`` with OP one of ``> >= < <=``.
 * latency: ``p50 p90 p95 p99 p99.9 max mean min`` (from the due time), or prefixed
   ``service. handler. network. cold. warm. lag.`` (e.g. ``handler.p99>50ms``);
   VALUE in ``us ms s`` (a bare number is ms);
-* failures: ``errors``, ``timeout``, ``connection``, ``http_500`` ... as a share (``1%``)
+* failures: ``errors``, or one kind: ``timeout``, ``connection``, ``closed``, ``reset``,
+  ``invalid_http``, ``short_body``, ``bad_redirect``, ``http_500`` ... as a share (``1%``)
   or a count (``3``); ``availability`` in percent (``99.9%``);
 * ``cold`` (cold starts seen), ``instances`` (distinct instances), ``rate`` (achieved, ``/s`` or ``/m``).
 
@@ -15,17 +16,20 @@ a CI job cannot pass as "no alert fired".
 
 from __future__ import annotations
 
+import asyncio
 import json
 import operator
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from kagg.errors import BadInput
 from kagg.model import utc_now
 from kagg.monitor.units import format_ms
+from kagg.urls import redact_url, split_userinfo
+
+#: the webhook POST's total deadline, from connecting to the last byte of the answer
+WEBHOOK_TIMEOUT = 10.0
 
 _EXPR = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_.]*?)\s*(>=|<=|>|<)\s*(\d+(?:\.\d*)?|\.\d+)\s*(\S*)\s*$")
 _OPS: dict[str, Callable[[float, float], bool]] = {
@@ -34,7 +38,8 @@ _LATENCY = re.compile(r"^(?:(service|handler|network|cold|warm|lag)\.)?(p\d+(?:\
 _LATENCY_UNITS = {"": 1.0, "ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1000.0}
 _FAMILY = {None: "latency_ms", "service": "service_ms", "handler": "handler_ms",
            "network": "network_ms", "lag": "schedule_lag_ms"}
-_ERROR_KIND = re.compile(r"^(errors|timeouts?|connection|http_\d{3})$")
+_ERROR_KIND = re.compile(r"^(errors|timeouts?|connection|closed|reset|invalid_http|short_body|bad_redirect"
+                         r"|http_\d{3})$")
 _HELP = "expected METRIC OP VALUE, such as 'p95>300ms', 'errors>1%' or 'availability<99.9%'"
 
 
@@ -144,10 +149,24 @@ def describe(check: dict) -> str:
     return f"{check['endpoint']}: {check['metric']} = {shown} (alert {check['expression']})"
 
 
-def post_webhook(url: str, fired: list[dict], reports: list[dict], timeout: float = 10.0) -> Optional[str]:
+def webhook_shown(url: str) -> str:
+    """The webhook as messages show it: redacted, and its path cut short, because chat
+    webhooks carry their secret in the path (``https://hooks.slack.com/services/T/B/SECRET``)."""
+    shown = redact_url(url)
+    scheme_end = shown.find("://")
+    slash = shown.find("/", scheme_end + 3 if scheme_end >= 0 else 0)
+    if slash >= 0 and shown[slash:] not in ("", "/"):
+        return shown[:slash] + "/…"
+    return shown
+
+
+def post_webhook(url: str, fired: list[dict], reports: list[dict],
+                 timeout: float = WEBHOOK_TIMEOUT) -> Optional[str]:
     """POST the fired alerts as JSON; returns an error message instead of raising.
 
-    A ``text`` field is included so chat webhooks (Slack, Mattermost) show a readable line.
+    ``timeout`` bounds the whole call (a server trickling its answer cannot hold the run
+    longer). Credentials in ``url``'s userinfo are sent as Basic auth. A ``text`` field is
+    included so chat webhooks (Slack, Mattermost) show a readable line.
     """
     body = {
         "source": "kagg monitor",
@@ -158,14 +177,31 @@ def post_webhook(url: str, fired: list[dict], reports: list[dict], timeout: floa
                                                       "availability_pct", "achieved_rate")}
                       for r in reports},
     }
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "User-Agent": "kagg-monitor"})
+    target, auth = split_userinfo(url)
+    headers = {"Content-Type": "application/json", "User-Agent": "kagg-monitor", **auth}
+    problem = asyncio.run(_post(target, json.dumps(body).encode(), headers, timeout))
+    return None if problem is None else f"webhook {webhook_shown(url)} {problem}"
+
+
+async def _post(url: str, data: bytes, headers: dict, timeout: float) -> Optional[str]:
+    import aiohttp
+
+    from kagg.monitor.probe import _deadline, classify, error_label
+
+    status = None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:
-            resp.read()
-    except urllib.error.HTTPError as exc:
-        return f"webhook {url} answered {exc.code}"
-    except (urllib.error.URLError, OSError) as exc:
-        return f"webhook {url} failed: {getattr(exc, 'reason', exc)}"
+        async with _deadline(timeout):
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout),
+                                             cookie_jar=aiohttp.DummyCookieJar()) as session:
+                async with session.post(url, data=data, headers=headers, allow_redirects=False) as resp:
+                    status = resp.status
+                    async for _ in resp.content.iter_any():  # read to the end, keep nothing
+                        pass
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        kind = classify(exc, status is not None)
+        if kind == "timeout":
+            return f"failed: no full answer within {timeout:g} s"
+        return f"failed: {error_label(kind)}"
+    if not 200 <= status < 300:
+        return f"answered {status}"
     return None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from kagg.errors import OperationFailed
+from kagg.urls import redact_url
 
 FILENAME = "monitor.sqlite3"
 SCHEMA_VERSION = 1
@@ -57,10 +58,11 @@ class History:
 
     def record(self, report: dict, started_at: float, alerts_fired: int = 0,
                artifact_sha256: Optional[str] = None, deployed_at: Optional[str] = None) -> int:
-        """Store one endpoint's report; returns the row id."""
+        """Store one endpoint's report; returns the row id. URLs are stored redacted."""
         lat, svc, hnd = report["latency_ms"], report["service_ms"], report["handler_ms"]
         slim = {k: v for k, v in report.items() if k != "series"}
-        row = (report["target"], report["url"], started_at, report["duration_s"], report["requests"],
+        slim["target"], slim["url"] = redact_url(report["target"]), redact_url(report["url"])
+        row = (slim["target"], slim["url"], started_at, report["duration_s"], report["requests"],
                report["requested_rate"], report["achieved_rate"], lat["p50"], lat["p90"], lat["p95"],
                lat["p99"], lat["p99.9"], lat["max"], svc["p50"], svc["p99"], hnd["p50"],
                report["errors"]["total"], report["errors"]["pct"], report["availability_pct"],
@@ -85,6 +87,13 @@ class History:
             item["report"] = json.loads(row["report"]) if row["report"] else None
             out.append(item)
         return out
+
+    def has_runs(self, target: str) -> bool:
+        """Whether ``target`` has any run at all, however old."""
+        if not self.path.exists():
+            return False
+        with closing(self._connect()) as conn:
+            return conn.execute("SELECT 1 FROM runs WHERE target = ? LIMIT 1", (target,)).fetchone() is not None
 
     def targets(self) -> list[str]:
         """Every endpoint name or URL with at least one run (to suggest one on a miss)."""

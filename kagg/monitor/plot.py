@@ -20,9 +20,29 @@ def require() -> None:
         raise BadInput("--plot needs matplotlib, an optional extra: pip install 'kagg[plot]'")
 
 
-def write_plot(path: Path | str, stats: list[Stats]) -> None:
+def _plain_ticks(ax) -> None:
+    """Axis labels as plain numbers (``0.5``, ``20``, ``1000`` ms), never ``10^3`` or a ``1e3``
+    offset: log axes get a formatter that keeps matplotlib's choice of which ticks to label
+    but writes each as a plain number; linear axes lose the offset and scientific notation."""
+    from matplotlib.ticker import LogFormatter, ScalarFormatter
+
+    class PlainLog(LogFormatter):
+        def _num_to_string(self, x, vmin, vmax):  # LogFormatter's hook: '%1.0e' beyond 1e4
+            return f"{x:.0f}" if x >= 1 else f"{x:.6f}".rstrip("0").rstrip(".")
+
+    for axis in (ax.xaxis, ax.yaxis):
+        if axis.get_scale() == "log":
+            axis.set_major_formatter(PlainLog(labelOnlyBase=False))
+            axis.set_minor_formatter(PlainLog(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+        else:
+            plain = ScalarFormatter(useOffset=False)
+            plain.set_scientific(False)
+            axis.set_major_formatter(plain)
+
+
+def build_figure(stats: list[Stats]):
     """Top: every request's latency at its due time (failures as red crosses) and the
-    per-second median; bottom: the distribution on log-spaced bins."""
+    per-second median; bottom: the distribution on log-spaced bins. Returns the figure."""
     require()
     import matplotlib
 
@@ -47,12 +67,22 @@ def write_plot(path: Path | str, stats: list[Stats]) -> None:
             bins = [low * (high / low) ** (i / 60) for i in range(61)] if high > low else 10
             hist.hist(values, bins=bins, histtype="step", color=line.get_color(), label=s.name)
             hist.set_xscale("log")
+    over_time.set_xlim(left=0)
     over_time.set(title="latency of each request, from its due time", xlabel="second of the run",
-                  ylabel="ms", yscale="log")
-    hist.set(title="latency distribution", xlabel="ms", ylabel="requests", yscale="log")
+                  ylabel="latency (ms)", yscale="log")
+    hist.set(title="latency distribution", xlabel="latency (ms)", ylabel="requests", yscale="log")
     for ax in (over_time, hist):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
+        _plain_ticks(ax)
+    return fig
+
+
+def write_plot(path: Path | str, stats: list[Stats]) -> None:
+    """Draw :func:`build_figure` into the PNG ``path``."""
+    fig = build_figure(stats)
+    import matplotlib.pyplot as plt
+
     try:
         fig.savefig(path, dpi=100)
     except OSError as exc:

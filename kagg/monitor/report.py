@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from kagg.errors import BadInput
+from kagg.monitor.probe import error_label
 from kagg.monitor.stats import Stats
 from kagg.monitor.units import format_ms, format_rate
 
@@ -38,7 +39,7 @@ def _errors_cell(report: dict) -> str:
     errors = report["errors"]
     if not errors["total"]:
         return "0"
-    kinds = ", ".join(f"{k} {v}" for k, v in errors["by_kind"].items())
+    kinds = ", ".join(f"{error_label(k)} {v}" for k, v in errors["by_kind"].items())
     return f"{errors['total']} ({errors['pct']:.2f}%): {kinds}"
 
 
@@ -81,7 +82,10 @@ def _lat_row(table: Table, label: str, reports: list[dict], key: str, stat: str,
         table.add_row(label, *cells)
 
 
-def final_table(reports: list[dict]) -> Table:
+REDIRECTS = {False: "counted as errors", True: "followed"}
+
+
+def final_table(reports: list[dict], follow_redirects: bool = False) -> Table:
     """The end-of-run report: one column per endpoint, so several compare side by side."""
     table = Table(box=box.SIMPLE_HEAD, title="kagg monitor report", title_justify="left")
     table.add_column("")
@@ -97,6 +101,7 @@ def final_table(reports: list[dict]) -> Table:
             _lat_row(table, f"{label} {stat}", reports, key, stat)
     _lat_row(table, "send lag p99", reports, "schedule_lag_ms", "p99")
     table.add_row("errors", *[_errors_cell(r) for r in reports])
+    table.add_row("redirects", *[REDIRECTS[follow_redirects] for _ in reports])
     table.add_row("availability", *[f"{r['availability_pct']:.3f}%" for r in reports])
     table.add_row("cold starts", *[str(r["cold"]["count"]) for r in reports])
     _lat_row(table, "cold service p50", reports, "service_ms", "p50", nested="cold")
@@ -110,7 +115,7 @@ def final_table(reports: list[dict]) -> Table:
 
 
 CSV_FIELDS = ("target", "seq", "due_unix", "sent_unix", "done_unix", "latency_ms", "service_ms",
-              "status", "error", "handler_ms", "network_ms", "init_ms", "cold", "instance")
+              "status", "error", "handler_ms", "network_ms", "init_ms", "cold", "instance", "bytes")
 
 
 def write_csv(path: Path | str, stats: Iterable[Stats], wall_offset: float) -> int:
@@ -129,7 +134,7 @@ def write_csv(path: Path | str, stats: Iterable[Stats], wall_offset: float) -> i
                         "" if r.handler_ms is None else f"{r.handler_ms:.3f}",
                         "" if r.network_ms is None else f"{r.network_ms:.3f}",
                         "" if r.init_ms is None else f"{r.init_ms:.3f}",
-                        "" if r.cold is None else int(r.cold), r.instance or ""])
+                        "" if r.cold is None else int(r.cold), r.instance or "", r.size])
                     rows += 1
     except OSError as exc:
         raise BadInput(f"cannot write --csv {path}: {exc.strerror}")

@@ -76,6 +76,8 @@ class Stats:
         self.second_errors: Counter[int] = Counter()
         self.results: Optional[list[Result]] = [] if keep_results else None
         self.preflight_cold = 0
+        self.preflight: dict = {"schema": None}  # what the /schema preflight did (runner)
+        self.bytes_total = self.bytes_max = 0
 
     def add(self, r: Result) -> None:
         self.completed += 1
@@ -87,6 +89,8 @@ class Stats:
         self.last_done = r.done if self.last_done is None else max(self.last_done, r.done)
         if r.status is not None:
             self.statuses[r.status] += 1
+        self.bytes_total += r.size
+        self.bytes_max = max(self.bytes_max, r.size)
         if r.error:
             self.errors[r.error] += 1
             self.down += r.counts_as_down
@@ -176,5 +180,7 @@ class Stats:
             "warm": {"count": self.warm, "service_ms": self.warm_service.summary()},
             "instances": len(self.instances),
             "instance_ids": sorted(self.instances),
+            "body_bytes": {"total": self.bytes_total, "max": self.bytes_max},
+            "schema_preflight": self.preflight,
             "series": self.series(),
         }

@@ -3,6 +3,10 @@
 The request is fixed before the run (URL, method, body), so the probe loop only signs and
 sends. A name goes through the registry and its provider's ``sign()`` (private AWS
 function URLs need SigV4 on every request); a URL is probed as it is, without a registry.
+
+Credentials in a URL (``http://user:pw@host/``) are taken out of it here: they are sent as
+a Basic ``Authorization`` header, and what is shown or stored (:attr:`Target.name`,
+:attr:`Target.display_url`) is the URL through :func:`kagg.urls.redact_url`.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 from urllib.parse import urlencode, urljoin
 
-from kagg.errors import BadInput, OperationFailed
+from kagg.errors import BadInput
 from kagg.model import Endpoint
-from kagg.urls import is_url
+from kagg.urls import is_url, redact_url, split_userinfo
 
 Signer = Callable[[str, str, dict, bytes], dict]
 
@@ -23,20 +27,39 @@ Signer = Callable[[str, str, dict, bytes], dict]
 class Target:
     """One endpoint to probe and the exact request to send to it."""
 
-    name: str  # the registry name, or the URL itself
-    url: str  # where requests go (already with /health or a query string)
+    name: str  # the registry name, or the URL (redacted: no credentials)
+    url: str  # where requests go (already with /health or a query string; no userinfo)
     method: str = "GET"
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     endpoint: Optional[Endpoint] = None
     signer: Optional[Signer] = None
     preflight: dict[str, Any] = field(default_factory=dict)  # what the /schema fetch saw
+    auth_headers: dict[str, str] = field(default_factory=dict)  # Basic auth from the URL's userinfo
+
+    def __post_init__(self) -> None:
+        self.url, from_userinfo = split_userinfo(self.url)
+        if self.signer is None:  # a provider that signs owns the Authorization header
+            self.auth_headers = {**from_userinfo, **self.auth_headers}
+        if is_url(self.name):
+            self.name = redact_url(self.name)
+
+    @property
+    def display_url(self) -> str:
+        """The URL to show or store: credentials in the query string replaced by ``***``."""
+        return redact_url(self.url)
 
     def request_headers(self) -> dict[str, str]:
         """Headers for one request; signed again each time (signatures carry a timestamp)."""
         if self.signer is None:
-            return self.headers
+            return {**self.auth_headers, **self.headers} if self.auth_headers else self.headers
         return self.signer(self.method, self.url, dict(self.headers), self.body)
+
+    def schema_headers(self) -> dict[str, str]:
+        """Headers for ``GET /schema``: signed, or the URL's Basic auth."""
+        if self.signer is None:
+            return dict(self.auth_headers)
+        return self.signer("GET", schema_url(self), {}, b"")
 
 
 
@@ -49,7 +72,7 @@ def resolve(spec: str, registry, signer_for: Callable[[Endpoint], Optional[Signe
     if is_url(spec):
         return Target(name=spec, url=spec)
     if "://" in spec:
-        raise BadInput(f"cannot probe {spec!r}: only http:// and https:// URLs are supported")
+        raise BadInput(f"cannot probe {redact_url(spec)!r}: only http:// and https:// URLs are supported")
     endpoint = registry.get(spec)
     return Target(name=spec, url=endpoint.url, endpoint=endpoint, signer=signer_for(endpoint))
 
@@ -88,7 +111,7 @@ def prepare(target: Target, method: Optional[str], payload: Optional[dict], heal
         target.url = target.url + (("&" if "?" in target.url else "?") + urlencode(query) if query else "")
     else:
         target.body = json.dumps(payload, separators=(",", ":")).encode()
-        target.headers = {"Content-Type": "application/json"}
+        target.headers = {**target.headers, "Content-Type": "application/json"}
 
 
 def parse_payload(text: Optional[str]) -> Optional[dict]:
@@ -110,8 +133,10 @@ def parse_payload(text: Optional[str]) -> Optional[dict]:
     return value
 
 
-def check_schema(data: Any, target: Target) -> dict:
-    if not isinstance(data, dict):
-        raise OperationFailed(f"{target.name}: /schema did not return a JSON object; "
-                              "pass --payload or use --health")
-    return data
+def read_schema(body: bytes) -> Optional[dict]:
+    """The JSON object a ``/schema`` answered, or None if it is not one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -2,7 +2,9 @@
 
 One place for these so that ``--duration 2m``, ``--since 24h``, ``--rate 300/m`` and
 ``--alert 'p95>300ms'`` all read numbers the same way, and all fail the same way
-(:class:`~kagg.errors.BadInput`, exit 2, one line).
+(:class:`~kagg.errors.BadInput`, exit 2, one line). Other commands read their durations
+(``--timeout``) with :func:`parse_duration` too, so this module imports nothing but ``re``
+and :mod:`kagg.errors` (and ``kagg.monitor`` loads its heavy parts only on first use).
 """
 
 from __future__ import annotations
@@ -15,13 +17,26 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(us|µs|ms|s|m|h|d)?\s*$", 
 _SECONDS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:/\s*(s|sec|m|min|h))?\s*$", re.IGNORECASE)
 _PER = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_UNIT_NAMES = {"us": "microseconds", "µs": "microseconds", "ms": "milliseconds", "s": "seconds",
+               "m": "minutes", "h": "hours", "d": "days"}
+
+
+def duration_forms(default_unit: str = "s") -> str:
+    """What :func:`parse_duration` accepts, in words: the one text for help and errors alike."""
+    return (f"a number with a unit (us, ms, s, m, h or d; a bare number is "
+            f"{_UNIT_NAMES[default_unit.lower()]})")
 
 
 def parse_duration(text: str, what: str = "duration", default_unit: str = "s") -> float:
-    """``60s``, ``2m``, ``1h``, ``500ms``, ``1.5`` (in ``default_unit``) -> seconds."""
+    """``10`` (in ``default_unit``), ``10s``, ``1.5s``, ``250ms``, ``2m``, ``1h``, ``7d`` -> seconds.
+
+    :class:`BadInput` naming ``what`` (an option such as ``--timeout``) for anything else,
+    or for zero and below.
+    """
     match = _DURATION.match(str(text))
     if not match:
-        raise BadInput(f"invalid {what} {text!r}: use a number with a unit, such as 30s, 2m, 1h or 500ms")
+        raise BadInput(f"invalid {what} {text!r}: use {duration_forms(default_unit)}, "
+                       "such as 250ms, 10s, 2m, 1h or 7d")
     value = float(match.group(1)) * _SECONDS[(match.group(2) or default_unit).lower()]
     if value <= 0:
         raise BadInput(f"invalid {what} {text!r}: it must be greater than zero")
