@@ -58,13 +58,16 @@ def _check_options_apply(provider: str, options: Any) -> None:
 @click.option("--runtime", help="aws: python3.12 or python3.13.")
 @click.option("--arch", help="aws: x86_64 or arm64.")
 @click.option("--bucket", help="aws: S3 bucket for artifacts over 50 MB.")
+@click.option("--startup-timeout", "startup_text", metavar="DURATION",
+              help="local: how long to wait for the notebook's cold start: 120, 120s, 5m (default 2m).")
+@click.option("--venv", is_flag=True, help="local: serve from a virtual environment made from the requirements.")
 @click.option("--force", is_flag=True, help="Redeploy even if the artifact is unchanged.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--allow-secrets", is_flag=True, help="Deploy even if credentials are found in the notebook.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def deploy(ctx: click.Context, notebook: str, env_pairs: tuple[str, ...], timeout_text: Optional[str],
-           as_json: bool, **kwargs: Any) -> None:
+           startup_text: Optional[str], as_json: bool, **kwargs: Any) -> None:
     """Deploy NOTEBOOK (a path or URL) and record the endpoint."""
     from kagg.deploy import deploy as do_deploy
     from kagg.model import DeployOptions
@@ -72,7 +75,8 @@ def deploy(ctx: click.Context, notebook: str, env_pairs: tuple[str, ...], timeou
 
     name = chosen_provider(kwargs)
     timeout = int(parse_seconds(timeout_text, "--timeout", whole=True)) if timeout_text is not None else None
-    options = DeployOptions(env=parse_env(env_pairs), timeout=timeout, **kwargs)
+    startup = parse_seconds(startup_text, "--startup-timeout") if startup_text is not None else None
+    options = DeployOptions(env=parse_env(env_pairs), timeout=timeout, startup_timeout=startup, **kwargs)
     _check_options_apply(name, options)
     with progress() as say:
         result = do_deploy(notebook, name, options, registry_of(ctx), progress=say)
