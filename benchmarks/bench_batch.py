@@ -184,10 +184,14 @@ def main() -> None:
         warm.mkdir()
         efficiency(warm, make_list(warm, 2), 2, 2)  # one-time imports (nbformat, conversion) out of the figures
         from kagg.batch.operations import get_operation
-        from kagg.batch.session import check_processes
         from kagg.batch.spec import load
 
-        procs = check_processes(load(str(list_path)).items, get_operation("deploy"))
+        try:
+            from kagg.batch.session import check_processes
+        except ImportError:  # a kagg from before checking in processes (for a before/after figure)
+            procs = 1
+        else:
+            procs = check_processes(load(str(list_path)).items, get_operation("deploy"))
         print(f"Parallel efficiency: {items} items, test provider 'slow' ({DELAY} s per deploy); "
               f"{os.cpu_count()} CPUs, checking in {procs} process{'es' if procs > 1 else ''}")
         print(f"{'parallel':>8}  {'checking':>8}  {'ideal s':>7}  {'ref s':>6}  {'run s':>6}  {'run eff':>7}  "

@@ -230,6 +230,23 @@ def test_group_commit_writes_the_bytes_registry_writes(tmp_path):
         assert (tmp_path / "g.json").read_bytes() == (tmp_path / "r.json").read_bytes(), step
 
 
+def test_cached_reads_refuse_a_bad_entry_as_registry_does(tmp_path):
+    from kagg.errors import RegistryError
+
+    path = tmp_path / "endpoints.json"
+    Registry(path).put(Endpoint("good", "local", "http://x/"))
+    doc = json.loads(path.read_text())
+    doc["endpoints"]["other"] = dict(doc["endpoints"]["good"])  # key and name disagree
+    path.write_text(json.dumps(doc))
+    with pytest.raises(RegistryError) as theirs:
+        Registry(path).find("other")
+    mine = GroupCommitRegistry(path)
+    assert mine.find("good").url == "http://x/"
+    with pytest.raises(RegistryError) as cached:
+        mine.find("other")
+    assert str(cached.value) == str(theirs.value)
+
+
 def test_group_commit_reads_what_another_writer_wrote_between_its_own_writes(tmp_path):
     path = tmp_path / "endpoints.json"
     mine, other = GroupCommitRegistry(path), Registry(path)

@@ -19,10 +19,10 @@ The bytes are the same (tests/test_batch_spec.py compares them with
 Reads for checks (``check``, ``find``) come from the last parse while the
 file is unchanged (same inode, mtime and size): ``kagg.deploy`` reads the
 registry several times per item, which made a batch O(items x registry size).
-After its own write this object keeps the document it wrote, so neither
-those reads nor the next transaction parse the file again; the transaction
-uses it only while the file holds exactly the bytes written (compared under
-the registry's lock), so another process's write is never missed.
+After its own write this object keeps the document it wrote as that parse,
+so the next reads do not parse the file again (the entries it wrote are its
+own: ``put`` makes them). ``find`` gives a copy, checked as
+:meth:`Registry.find` checks it. A transaction always reads the file.
 
 A thread may also ask to be told when it starts to record a finished
 endpoint (:meth:`on_put`): the batch runner frees the item's concurrency slot
@@ -42,10 +42,22 @@ from typing import Callable, Optional
 
 from kagg.atomic import write_bytes_atomic
 from kagg.model import Endpoint, utc_now
-from kagg.registry import Registry
+from kagg.registry import FORMAT_VERSION, Registry
 
 _compact = json.JSONEncoder(separators=(",", ":")).encode
 _indented = json.JSONEncoder(indent=2).encode
+
+
+class _OneEntry(Registry):
+    """A registry whose file would hold just one entry: :meth:`Registry.find` over it checks a
+    cached entry exactly as it checks one read from the file, with the same messages."""
+
+    def __init__(self, path, name: str, data: dict):
+        super().__init__(path)
+        self._doc = {"version": FORMAT_VERSION, "endpoints": {name: data}}
+
+    def _read(self) -> dict:
+        return self._doc
 
 
 @dataclass
@@ -65,7 +77,6 @@ class GroupCommitRegistry(Registry):
         self._leading = False
         self._hooks = threading.local()
         self._snapshot: Optional[tuple[object, dict]] = None  # (file identity, parsed document)
-        self._written: Optional[tuple[bytes, dict]] = None  # what this object wrote last
         self.commits = 0  # how many writes the puts took (for tests and the benchmark)
         self._texts: dict[str, str] = {}  # an entry's compact JSON -> its indented text
 
@@ -86,35 +97,20 @@ class GroupCommitRegistry(Registry):
         self._snapshot = (identity, doc)
         return doc
 
-    def _read(self) -> dict:
-        """:meth:`Registry._read` for a transaction (or ``all``): the document this object wrote
-        last if the file still holds exactly its bytes, else the file parsed."""
-        written, self._written = self._written, None
-        self._snapshot = None  # the caller may change what it is given
-        if written is not None:
-            try:
-                same = self.path.read_bytes() == written[0]
-            except OSError:
-                same = False
-            if same:
-                doc = written[1]
-                return {**doc, "endpoints": dict(doc["endpoints"])}
-        return super()._read()
-
     def check(self) -> None:
         self._parsed()
 
     def find(self, name: str) -> Optional[Endpoint]:
         data = self._parsed()["endpoints"].get(name)
-        return Endpoint.from_dict(copy.deepcopy(data)) if data is not None else None
+        if data is None:
+            return None
+        return _OneEntry(self.path, name, copy.deepcopy(data)).find(name)
 
     def _write(self, doc: dict) -> None:
-        """As :meth:`Registry._write` (same bytes, atomic and durable), then keep what was written:
-        the caller holds the registry's lock, so the file is ours until it returns."""
-        self._snapshot = self._written = None
-        data = self.encode(doc)
-        write_bytes_atomic(self.path.resolve(), data, durable_rename=True)
-        self._written = (data, doc)
+        """As :meth:`Registry._write` (the same bytes, atomic and durable), then keep the document
+        as the last parse: the caller holds the registry's lock, so the file is ours until then."""
+        self._snapshot = None
+        write_bytes_atomic(self.resolved, self.encode(doc), durable_rename=True)
         identity = self._identity()
         if identity is not None:
             self._snapshot = (identity, doc)
