@@ -32,6 +32,8 @@ class AWSProvider(Provider):
     shims = ("lambda",)
     name_pattern = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
     name_rule = "1-64 characters: letters, digits, '-' and '_' (the rule for Lambda function names)"
+    #: the DeployOptions fields this provider reads (besides those kagg.deploy reads for all)
+    options_used = frozenset({"region", "memory", "timeout", "env", "role", "public", "runtime", "arch", "bucket"})
 
     # -- boto3, lazily: one session and its clients per process and environment (see .clients) ----
     def shared(self) -> clients.Shared:
