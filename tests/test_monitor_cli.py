@@ -127,7 +127,10 @@ def test_csv_has_one_row_per_request_and_plot_is_a_png(endpoint, tmp_path):
     with open(rows_file, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["seq"]) for r in rows] == list(range(20))
-    assert rows[0]["cold"] == "1" and rows[1]["cold"] == "0" and rows[0]["init_ms"] == "123.000"
+    # the server marks the first probe to reach it cold (under load, seq 1 may overtake seq 0)
+    (cold,) = [r for r in rows if r["cold"] == "1"]
+    assert int(cold["seq"]) <= 1 and cold["init_ms"] == "123.000"
+    assert all(r["cold"] == "0" and r["init_ms"] == "" for r in rows if r is not cold)
     assert all(r["status"] == "200" and not r["error"] and r["instance"] == "inst-1" for r in rows)
     assert all(float(r["latency_ms"]) >= float(r["service_ms"]) >= 2.0 for r in rows)
     assert float(rows[0]["handler_ms"]) == pytest.approx(2.0)
