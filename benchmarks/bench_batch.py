@@ -7,7 +7,8 @@
    item (the whole list is prepared before anything runs). At 10 and 50 the
    list is checked both ways in the same run, in this process alone ("1 proc",
    as before kagg checked in worker processes) and in one process per CPU (what
-   ``kagg batch`` does), alternating, median of 3 each (1 at ``--parallel 1``,
+   ``kagg batch`` does when the CPUs are idle; on a busy machine it checks in
+   fewer), alternating, median of 3 each (1 at ``--parallel 1``,
    which takes 40 s). "ref" is the same sleeps in a bare thread pool of N
    threads, measured in the same run: the best Python threads do on this
    machine right now, so "vs ref" (ref / total) says what is kagg's own cost
@@ -189,19 +190,21 @@ def main() -> None:
         try:
             from kagg.batch.session import check_processes
         except ImportError:  # a kagg from before checking in processes (for a before/after figure)
-            procs = 1
+            procs, auto = 1, 1
         else:
-            procs = check_processes(load(str(list_path)).items, get_operation("deploy"))
+            procs = check_processes(load(str(list_path)).items, get_operation("deploy"), load=0.0)
+            auto = check_processes(load(str(list_path)).items, get_operation("deploy"))
         print(f"Parallel efficiency: {items} items, test provider 'slow' ({DELAY} s per deploy); "
-              f"{os.cpu_count()} CPUs, checking in {procs} process{'es' if procs > 1 else ''}")
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}: kagg batch would check in "
+              f"{auto} process{'es' if auto > 1 else ''} now (one per idle CPU)")
         print(f"{'parallel':>8}  {'checking':>8}  {'ideal s':>7}  {'ref s':>6}  {'run s':>6}  {'run eff':>7}  "
               f"{'total s':>7}  {'total eff':>9}  {'vs ref':>6}  {'check ms/item':>13}")
         totals = {}
         for n in levels:
-            modes = {"auto": None} if n == 1 or procs == 1 else {"1 proc": 1, f"{procs} proc": None}
+            modes = {"auto": None} if n == 1 or procs == 1 else {"1 proc": 1, f"{procs} proc": procs}
             for mode, r in compare(folder, list_path, items, n, modes, 1 if n == 1 else 3).items():
                 totals[(n, mode)] = r
-                print(f"{n:>8}  {f'{procs} proc' if mode == 'auto' else mode:>8}  {r['ideal']:>7.2f}  {r['ref']:>6.2f}  "
+                print(f"{n:>8}  {f'{auto} proc' if mode == 'auto' else mode:>8}  {r['ideal']:>7.2f}  {r['ref']:>6.2f}  "
                       f"{r['run']:>6.2f}  {r['run_eff']:>6.1%}  {r['total']:>7.2f}  {r['total_eff']:>8.1%}  "
                       f"{r['vs_ref']:>5.1%}  {r['check'] * 1e3 / items:>13.2f}")
         top = max(levels)

@@ -7,7 +7,6 @@ the parsing rules (formats, line numbers, defaults) quickly and exactly.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -259,7 +258,7 @@ def test_group_commit_reads_what_another_writer_wrote_between_its_own_writes(tmp
 
 def test_checking_in_processes_gives_what_checking_here_gives(tmp_path):
     from kagg.batch.operations import Context, get_operation
-    from kagg.batch.session import check_all, check_processes
+    from kagg.batch.session import check_all, check_processes, processes_for
 
     write_notebooks(tmp_path, 30)
     (tmp_path / "nb07.ipynb").write_text("{not a notebook")
@@ -267,7 +266,10 @@ def test_checking_in_processes_gives_what_checking_here_gives(tmp_path):
     (tmp_path / "list.csv").write_text("notebook,name\n" + "\n".join(lines) + "\n")
     spec = load(str(tmp_path / "list.csv"), providers=PROVIDERS)
     deploy = get_operation("deploy")
-    assert 1 <= check_processes(spec.items, deploy) <= (os.cpu_count() or 1)
+    assert [processes_for(200, 4, load) for load in (0.0, 0.4, 1.0, 2.6, 4.0, 9.0)] == [4, 4, 3, 1, 1, 1]
+    assert processes_for(30, 8, 0.0) == 2 and processes_for(23, 8, 0.0) == 1  # a fork pays for 12 items
+    assert check_processes(spec.items[:10], deploy, load=0.0) == 1  # too short to pay for a fork
+    assert check_processes(spec.items, get_operation("invoke"), load=0.0) == 1  # not CPU work
     outcomes = []
     for processes in (1, 2):
         ctx = Context(GroupCommitRegistry(tmp_path / "endpoints.json"))

@@ -38,6 +38,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 from kagg.atomic import write_bytes_atomic
@@ -78,7 +79,25 @@ class GroupCommitRegistry(Registry):
         self._hooks = threading.local()
         self._snapshot: Optional[tuple[object, dict]] = None  # (file identity, parsed document)
         self.commits = 0  # how many writes the puts took (for tests and the benchmark)
+        self._resolved: Optional[Path] = None
+        self._state_ready: Optional[Path] = None
         self._texts: dict[str, str] = {}  # an entry's compact JSON -> its indented text
+
+    # -- one batch's registry file does not move -------------------------------------------------
+    @property
+    def resolved(self) -> Path:
+        """Resolved once: every lock, read and write of an item resolves the path again, several
+        system calls each time, and a batch does not follow a registry moved while it runs."""
+        if self._resolved is None:
+            self._resolved = Registry.resolved.fget(self)
+        return self._resolved
+
+    def ensure_state_dir(self) -> Path:
+        """Made (0700) and checked once per batch, not for each item's name lock."""
+        ready = self._state_ready
+        if ready is None or not ready.is_dir():
+            ready = self._state_ready = super().ensure_state_dir()
+        return ready
 
     # -- cached reads ------------------------------------------------------------------------------
     def _identity(self) -> object:

@@ -97,15 +97,29 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def check_processes(items: list[BatchItem], operation: Operation) -> int:
-    """How many processes should check ``items``: one per CPU for a long list whose checks are
-    CPU work (deploys), where ``fork`` exists (it shares this process's imports) and this
-    process runs no other thread (a thread's locks would be copied held); else 1."""
+def check_processes(items: list[BatchItem], operation: Operation, load: Optional[float] = None) -> int:
+    """How many processes should check ``items``: one per idle CPU (the CPUs less the load
+    average, ``load`` if given) for a long list whose checks are CPU work (deploys), where
+    ``fork`` exists (it shares this process's imports) and this process runs no other thread
+    (a thread's locks would be copied held); else 1. On CPUs other work keeps busy, a second
+    checking process only adds its start and the pickling of what it checked."""
     if not operation.heavy_check or len(items) < MIN_ITEMS_FOR_PROCESSES:
         return 1
     if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         return 1
-    return min(_cpus(), len(items) // (MIN_ITEMS_FOR_PROCESSES // 2))
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = 0.0
+    return processes_for(len(items), _cpus(), load)
+
+
+def processes_for(items: int, cpus: int, load: float) -> int:
+    """One process per idle CPU (``cpus - load``, rounded), at least 1, and at least
+    ``MIN_ITEMS_FOR_PROCESSES / 2`` items for each."""
+    idle = max(1, min(cpus, int(cpus - load + 0.5)))
+    return max(1, min(idle, items // (MIN_ITEMS_FOR_PROCESSES // 2)))
 
 
 #: items a checking process takes from the list at a time
