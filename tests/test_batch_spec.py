@@ -193,19 +193,19 @@ def test_group_commit_loses_nothing_and_writes_less(tmp_path):
     registry.put(Endpoint("old", "local", "http://127.0.0.1:1/", created_at="2020-01-01T00:00:00Z"))
     threads = [threading.Thread(target=registry.put, args=(Endpoint(f"ep-{i:02d}", "flaky", f"http://x/{i}"),))
                for i in range(40)]
-    # hold the registry's lock, as another kagg writing would: the first put leads a write of
-    # itself and waits for the lock; the 39 others queue behind it
+    # hold the registry's lock, as another kagg writing would: the first put to lead waits for
+    # it, and every put queues meanwhile
     with registry.transaction():
         for t in threads:
             t.start()
-        wait_until(lambda: registry.queued == 39, what="39 puts queued behind the first")
+        wait_until(lambda: registry.queued == 40, what="40 puts queued")
     for t in threads:
         t.join()
     registry.put(Endpoint("old", "local", "http://127.0.0.1:2/"))
     names = set(registry.all())
     assert names == {"old"} | {f"ep-{i:02d}" for i in range(40)}
     assert registry.get("old").created_at == "2020-01-01T00:00:00Z"  # kept, as Registry.put does
-    assert registry.commits == 1 + 2 + 1  # the 39 that queued went in one write
+    assert registry.commits == 1 + 1 + 1  # the 40 went in one write
 
 
 def test_group_commit_writes_the_bytes_registry_writes(tmp_path):

@@ -3,8 +3,10 @@
 A registry write is a read, a JSON dump and two fsyncs under a lock, about
 10-20 ms with a few hundred entries; fifty deploys finishing together would
 queue behind each other for most of a second. Here the first writer becomes
-the leader and writes every endpoint that arrived meanwhile in one
-transaction; the others wait for it. ``put`` still returns only once its
+the leader and writes, in one transaction, every endpoint that arrived until
+it holds the lock and has read the file; the others wait for it. A deploy
+puts twice, its ``pending`` entry before the provider's work and the finished
+one after, both on a batch's critical path. ``put`` still returns only once its
 endpoint is on disk, so "every deployed endpoint is in the registry" holds
 at every moment, as with :meth:`Registry.put`.
 
@@ -181,14 +183,12 @@ class GroupCommitRegistry(Registry):
             self._queue.append(pending)
             while self._leading and not pending.done:
                 self._cv.wait()
-            if not pending.done:
+            lead = not pending.done
+            if lead:
                 self._leading = True
-                batch, self._queue = self._queue, []
-            else:
-                batch = []
-        if batch:
+        if lead:
             try:
-                self._commit(batch)
+                self._commit()
             finally:
                 with self._cv:
                     self._leading = False
@@ -197,22 +197,32 @@ class GroupCommitRegistry(Registry):
             raise pending.error
         return endpoint
 
-    def _commit(self, batch: list[_Pending]) -> None:
-        """One transaction for the whole batch, with :meth:`Registry.put`'s rule for ``created_at``."""
+    def _take(self) -> list[_Pending]:
+        with self._cv:
+            batch, self._queue = self._queue, []
+        return batch
+
+    def _commit(self) -> None:
+        """One transaction for every put queued by the time the file is locked and read (the
+        leader's own among them), with :meth:`Registry.put`'s rule for ``created_at``."""
+        batch: Optional[list[_Pending]] = None
         try:
             with self.transaction() as endpoints:
+                batch = self._take()
                 for pending in batch:
                     endpoint = pending.endpoint
                     old = endpoints.get(endpoint.name)
-                    if old and old.get("created_at"):
+                    if isinstance(old, dict) and isinstance(old.get("created_at"), str):
                         endpoint.created_at = old["created_at"]
                     endpoint.updated_at = utc_now()
                     endpoints[endpoint.name] = endpoint.to_dict()
             self.commits += 1
         except BaseException as exc:
+            if batch is None:
+                batch = self._take()
             for pending in batch:
                 pending.error = exc
             raise
         finally:
-            for pending in batch:
+            for pending in batch or ():
                 pending.done = True
