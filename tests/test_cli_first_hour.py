@@ -298,15 +298,6 @@ def test_an_option_the_provider_does_not_read_is_refused(fake, registry_path, tm
     assert entries(registry_path)["adder"]["provider_data"]["timeout"] == 120
 
 
-def _declares(provider: str) -> bool:
-    from kagg.providers import provider_class
-    from kagg.providers.base import Provider
-
-    return provider_class(provider).options_used != Provider.options_used
-
-
-@pytest.mark.xfail(not _declares("local"), strict=True,
-                   reason="LocalProvider.options_used is not set yet (kagg/providers/local/provider.py)")
 @pytest.mark.parametrize("option", [["--timeout", "10"], ["--memory", "256"], ["--region", "eu-west-1"],
                                     ["--public"], ["--role", "arn:aws:iam::123456789012:role/r"],
                                     ["--runtime", "python3.12"], ["--arch", "arm64"], ["--bucket", "b"]])
@@ -318,8 +309,6 @@ def test_cloud_options_are_refused_with_local(option, registry_path, tmp_path):
     assert not registry_path.exists()
 
 
-@pytest.mark.xfail(not _declares("aws"), strict=True,
-                   reason="AWSProvider.options_used is not set yet (kagg/providers/aws/provider.py)")
 def test_port_is_refused_with_aws(registry_path, tmp_path):
     nb = write(tmp_path / "adder.ipynb", HANDLER)
     res = run_kagg("deploy", str(nb), "--aws", "--port", "8080")

@@ -37,6 +37,7 @@ class LocalProvider(Provider):
 
     name = "local"
     shims = ("gcf",)
+    options_used = frozenset({"port", "env", "startup_timeout", "venv"})
 
     def validate_options(self, options: DeployOptions) -> None:
         if options.port is not None and not (1 <= options.port <= 65535):
