@@ -58,6 +58,11 @@ def test_a_server_killed_by_its_notebook_is_restarted_and_says_so(reg, tmp_path)
     logs = run_kagg("logs", "quitter")
     assert "the server exited (code 3); kagg restarts it" in logs.stdout
     assert json.loads(run_kagg("invoke", "quitter", '{"x": 5}').stdout) == {"v": 5}
+    listed = json.loads(run_kagg("endpoints", "list", "--json").stdout)
+    assert listed[0]["health"] == "up, restarted 1x (last exit code 3)"
+    assert "restarted 1x" in run_kagg("endpoints", "list").stdout
+    run_kagg("delete", "quitter")
+    assert json.loads(reg.read_text())["endpoints"] == {}
 
 
 @pytest.mark.slow

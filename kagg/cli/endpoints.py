@@ -18,20 +18,22 @@ def endpoints() -> None:
 def endpoints_list(ctx: click.Context, as_json: bool) -> None:
     """List the endpoints in the registry."""
     from kagg.output import print_json, table, warn
+    from kagg.providers import endpoint_health
 
     registry = registry_of(ctx)
     items = registry.all()
     for key, problem in registry.problems().items():
         warn(f"{problem}; `kagg endpoints rm {key}` removes it")
+    health = {name: endpoint_health(e, registry.state_dir) for name, e in items.items()}
     if as_json:
-        print_json([e.to_dict() for e in items.values()])
+        print_json([{**e.to_dict(), "health": health[name]} for name, e in items.items()])
         return
     if not items:
         click.echo(f"No endpoints in {registry_of(ctx).path}. Deploy one: kagg deploy NOTEBOOK")
         return
-    table(["NAME", "PROVIDER", "STATUS", "URL", "AUTH", "REGION", "UPDATED"],
-          [[e.name, e.provider, e.status, e.url or "-", e.auth, e.region or "-", e.updated_at]
-           for e in items.values()])
+    table(["NAME", "PROVIDER", "STATUS", "HEALTH", "URL", "AUTH", "REGION", "UPDATED"],
+          [[e.name, e.provider, e.status, health[name] or "-", e.url or "-", e.auth, e.region or "-", e.updated_at]
+           for name, e in items.items()])
     pending = [e.name for e in items.values() if e.pending]
     if pending:
         warn(f"{', '.join(pending)}: pending (a deploy was interrupted); `kagg deploy` again finishes it, "

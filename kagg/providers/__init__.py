@@ -128,3 +128,11 @@ def get_provider(name: str, state_dir: Optional[Path] = None) -> Provider:
     if not getattr(provider, "name", None):
         provider.name = name
     return provider
+
+
+def endpoint_health(endpoint, state_dir: Optional[Path] = None) -> Optional[str]:
+    """What the endpoint's provider can tell at once about whether it serves (None: it cannot)."""
+    try:
+        return get_provider(endpoint.provider, state_dir=state_dir).health(endpoint)
+    except (BadInput, ImportError):
+        return None
