@@ -398,10 +398,10 @@ def test_endpoints_list_is_an_aligned_table_and_show_says_dash_for_none(registry
     assert "\t" not in res.stdout
     lines = res.stdout.splitlines()
     header = lines[0]
-    assert header.split() == ["NAME", "PROVIDER", "STATUS", "URL", "AUTH", "REGION", "UPDATED"]
+    assert header.split() == ["NAME", "PROVIDER", "STATUS", "HEALTH", "URL", "AUTH", "REGION", "UPDATED"]
     rows = {ln.split()[0]: ln for ln in lines[1:] if ln.split() and ln.split()[0] in ("cloudy", "here")}
     for column, values in (("PROVIDER", {"cloudy": "aws", "here": "local"}),
-                           ("REGION", {"cloudy": "us-east-1", "here": "-"})):
+                           ("REGION", {"cloudy": "us-east-1", "here": "-"}), ("HEALTH", {"cloudy": "-", "here": "down"})):
         at = header.index(column)
         for name, value in values.items():
             assert rows[name][at:at + len(value)] == value, (column, rows[name])
