@@ -347,6 +347,42 @@ def test_second_sigint_abandons_in_flight_items(work, registry_path):
         json.loads(registry_path.read_text())  # a valid file: nothing half-written
 
 
+def test_ctrl_c_while_checking_stops_at_once_and_changes_nothing(work, registry_path, deployed):
+    """A check waiting on a URL that never answers (kagg's fetch timeout is 30 s): Ctrl-C ends
+    the run now, says nothing was done, and nothing was."""
+    import socket
+
+    folder, env = work
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])  # and never answer
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    port = server.getsockname()[1]
+    lst = csv_list(folder, [f"http://127.0.0.1:{port}/nb{i}.ipynb,u-{i},flaky" for i in range(4)])
+    try:
+        run = _Running(folder, env, str(lst), "--parallel", "4")
+        wait_until(lambda: accepted or not run._alive(), what="a check fetching its notebook")
+        run.proc.send_signal(signal.SIGINT)
+        out, err = run.finish(timeout=25)  # before any fetch could time out
+    finally:
+        server.close()
+        for conn in accepted:
+            conn.close()
+    assert run.proc.returncode == 130, err
+    assert "interrupted while checking the list; nothing was done" in err
+    assert registry_path.read_bytes() == deployed
+    assert applied(folder) == []
+
+
 # -- bad input: exit 2, nothing changed --------------------------------------------------------------------------
 @pytest.fixture
 def deployed(work, registry_path):

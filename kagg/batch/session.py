@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -74,8 +74,7 @@ def check_all(items: list[BatchItem], operation: Operation, ctx: Context,
 
     def in_threads(chunk: list[BatchItem]) -> list[Job | Problem]:
         if workers > 1 and len(chunk) > 1 and (operation.heavy_check is False or any(i.is_url for i in chunk)):
-            with ThreadPoolExecutor(max_workers=min(workers, len(chunk)), thread_name_prefix="kagg-check") as pool:
-                return list(pool.map(one, chunk))
+            return _map_in_daemon_threads(one, chunk, min(workers, len(chunk)))
         return [one(item) for item in chunk]
 
     procs = check_processes(items, operation) if processes is None else processes
@@ -88,6 +87,35 @@ def check_all(items: list[BatchItem], operation: Operation, ctx: Context,
     jobs = [o for o in outcomes if isinstance(o, Job)]
     problems = [o for o in outcomes if isinstance(o, Problem)]
     return jobs, problems + duplicate_names(jobs)
+
+
+def _map_in_daemon_threads(fn: Callable[[Any], Any], items: list, threads: int) -> list:
+    """``[fn(x) for x in items]`` in ``threads`` daemon threads: Ctrl-C stops the wait at once,
+    and the process can exit without waiting for a fetch that hangs until its timeout."""
+    results: list = [None] * len(items)
+    numbers = iter(range(len(items)))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        while not errors:
+            with lock:
+                i = next(numbers, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                errors.append(exc)
+
+    pool = [threading.Thread(target=work, name="kagg-check", daemon=True) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _cpus() -> int:
