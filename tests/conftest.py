@@ -50,6 +50,7 @@ def _cloud_hygiene(monkeypatch, tmp_path_factory):
     monkeypatch.delenv("KAGGLE_KEY", raising=False)
     monkeypatch.delenv("KAGG_DEBUG", raising=False)
     monkeypatch.setenv("KAGG_REGISTRY", str(home / "endpoints.json"))
+    monkeypatch.setenv("KAGG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "kagg-cache"))  # shared per run
     yield
 
 

@@ -138,3 +138,11 @@ def test_runtime_uses_only_the_standard_library():
     modules |= {node.module.split(".")[0] for node in ast.walk(tree)
                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     assert modules - {"__future__"} <= set(sys.stdlib_module_names), modules
+
+
+def test_builtin_shims_match_the_provider_classes():
+    """``kagg convert`` reads the built-in providers' shims from a table: it must be their classes'."""
+    from kagg.providers import BUILTIN_SHIMS, provider_class
+
+    for name, shims in BUILTIN_SHIMS.items():
+        assert tuple(provider_class(name).shims) == shims

@@ -22,15 +22,15 @@ def convert(notebook: str, out_dir: Optional[str], entry: Optional[str], name: O
     from kagg.notebook.convert import convert_source
     from kagg.output import print_json, warn
     from kagg.packaging.builder import write_tree
-    from kagg.providers import provider_class
+    from kagg.providers import provider_shims
 
-    provider_cls = provider_class(chosen_provider(kwargs))
+    shims = provider_shims(chosen_provider(kwargs))
     function = convert_source(notebook, entry=entry, name=name)
     files: list[str] = []
     if out_dir:
         from pathlib import Path
 
-        files = write_tree(function, provider_cls.shims, Path(out_dir))
+        files = write_tree(function, shims, Path(out_dir))
     summary = function.summary()
     if out_dir:
         summary["output"] = {"dir": out_dir, "files": files}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from kagg.model import Note
+from kagg.cache import cache_dir
 
 #: Imports that are provided by kagg's runtime inside the artifact, not by a distribution.
 PROVIDED_MODULES = frozenset({"kagg_runtime"})
@@ -163,16 +164,6 @@ class _Resolver:
         except OSError:  # a read-only home: the answers are simply computed again next time
             pass
         self.dirty = False
-
-
-def cache_dir() -> Path:
-    """kagg's cache folder: ``$KAGG_CACHE_DIR``, else ``$XDG_CACHE_HOME/kagg``, else ``~/.cache/kagg``
-    (the folder the AWS dependency cache uses too)."""
-    explicit = os.environ.get("KAGG_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "kagg"
 
 
 def _cache_path() -> Optional[Path]:

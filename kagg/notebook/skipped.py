@@ -30,22 +30,40 @@ def defined_names(tree: ast.Module) -> set[str]:
     return names
 
 
+class _Reads(ast.NodeVisitor):
+    """One pass over a cell: names read, and names bound inside its functions (their locals)."""
+
+    def __init__(self) -> None:
+        self.reads: list[tuple[str, int]] = []
+        self.local: set[str] = set()
+        self._depth = 0
+
+    def _function(self, node: ast.AST) -> None:
+        args = node.args  # type: ignore[attr-defined]
+        self.local |= {a.arg for a in args.args + args.kwonlyargs + args.posonlyargs}
+        self.local |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+        self._depth += 1
+        self.generic_visit(node)
+        self._depth -= 1
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_Lambda = _function
+
+    def visit_comprehension(self, node: ast.comprehension) -> None:
+        self.local |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.reads.append((node.id, node.lineno))
+        elif self._depth:
+            self.local.add(node.id)
+
+
 def _used(tree: ast.Module) -> Iterable[tuple[str, int]]:
     """(name, line) for every name the cell reads that is not local to a function of it."""
-    local: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
-            args = node.args
-            local |= {a.arg for a in args.args + args.kwonlyargs + args.posonlyargs}
-            local |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-                    local.add(sub.id)
-        elif isinstance(node, ast.comprehension):
-            local |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in local:
-            yield node.id, node.lineno
+    visitor = _Reads()
+    visitor.visit(tree)
+    return [(name, line) for name, line in visitor.reads if name not in visitor.local]
 
 
 def skipped_only_notes(kept: list[tuple[int, Optional[ast.Module]]],

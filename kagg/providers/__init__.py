@@ -25,6 +25,10 @@ BUILTIN = {
     "aws": "kagg.providers.aws:AWSProvider",
 }
 
+#: the entry shims of the built-in providers (their classes' ``shims``), so that ``kagg convert``
+#: writes a provider's files without scanning entry points or importing the provider
+BUILTIN_SHIMS = {"local": ("gcf",), "aws": ("lambda",)}
+
 #: what a built-in provider needs beyond kagg's own dependencies: (modules, how to install them)
 REQUIREMENTS = {
     "local": (("functions_framework",), "pip install functions-framework"),
@@ -136,3 +140,10 @@ def endpoint_health(endpoint, state_dir: Optional[Path] = None) -> Optional[str]
         return get_provider(endpoint.provider, state_dir=state_dir).health(endpoint)
     except (BadInput, ImportError):
         return None
+
+
+def provider_shims(name: str) -> tuple[str, ...]:
+    """The entry shims the provider ``name`` packages (a built-in's without importing it)."""
+    if name in BUILTIN_SHIMS and name not in _registered:
+        return BUILTIN_SHIMS[name]
+    return tuple(provider_class(name).shims)

@@ -83,11 +83,10 @@ class Vendored:
 
 
 def default_cache_root() -> Path:
-    """``$KAGG_CACHE_DIR``, else ``$XDG_CACHE_HOME/kagg``, else ``~/.cache/kagg``."""
-    if os.environ.get("KAGG_CACHE_DIR"):
-        return Path(os.environ["KAGG_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "kagg"
+    """kagg's cache folder (:func:`kagg.cache.cache_dir`)."""
+    from kagg.cache import cache_dir
+
+    return cache_dir()
 
 
 def cache_key(requirements: Sequence[str], platform: Platform, pip_args: Sequence[str] = ()) -> str:

@@ -55,7 +55,9 @@ def install_hint(missing: list[str]) -> str:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("KAGG_CACHE_DIR") or Path.home() / ".cache" / "kagg") / "venvs"
+    from kagg.cache import cache_dir
+
+    return cache_dir() / "venvs"
 
 
 def venv_key(requirements: list[str]) -> str:
