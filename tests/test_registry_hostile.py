@@ -206,3 +206,19 @@ def test_the_state_folder_and_its_files_are_private(tmp_path, registry_path):
         assert stat.S_IMODE((app / "kagg_notebook.py").stat().st_mode) == 0o600
     finally:
         assert run_kagg("delete", "priv").returncode == 0
+
+
+def test_the_monitor_history_is_private(tmp_path):
+    from kagg.monitor.history import History
+
+    old = os.umask(0o022)
+    try:
+        store = History(tmp_path / ".kagg")
+        store.runs("x")  # reading creates nothing
+        assert not (tmp_path / ".kagg").exists()
+        with store._connect():
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / ".kagg").stat().st_mode) == 0o700
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600

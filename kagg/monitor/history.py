@@ -8,6 +8,7 @@ artifact's sha256, so ``kagg monitor history`` can show where a redeploy changed
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from contextlib import closing
@@ -46,7 +47,11 @@ class History:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from kagg.registry import make_private_dir
+
+            make_private_dir(self.path.parent)
+            if not self.path.exists():  # private from its first byte: it holds URLs and payload sizes
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             conn = sqlite3.connect(self.path, timeout=30)
             conn.row_factory = sqlite3.Row
             conn.executescript(_CREATE)
