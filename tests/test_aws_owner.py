@@ -138,3 +138,8 @@ def test_two_registries_through_the_cli(aws, tmp_path, fname):
     errors = [ln for ln in second.stderr.splitlines() if ln.startswith("Error:")]
     assert len(errors) == 1 and f"Lambda function {fname} in us-east-1" in errors[0] and owner in errors[0]
     assert aws.proxy.actions(mutating=True) == []
+    adopted = run_kagg("--registry", str(tmp_path / "b.json"), "deploy", str(nb), "--aws", "--name", fname,
+                       "--adopt", env=env)
+    assert adopted.returncode == 0, adopted.stderr
+    new_owner = json.loads((tmp_path / "b.json").read_text())["endpoints"][fname]["owner"]
+    assert new_owner != owner and tags(aws, fname)[OWNER_TAG] == new_owner

@@ -62,6 +62,8 @@ def _check_options_apply(provider: str, options: Any) -> None:
               help="local: how long to wait for the notebook's cold start: 120, 120s, 5m (default 2m).")
 @click.option("--venv", is_flag=True, help="local: serve from a virtual environment made from the requirements.")
 @click.option("--force", is_flag=True, help="Redeploy even if the artifact is unchanged.")
+@click.option("--adopt", is_flag=True,
+              help="Take over a cloud function of that name that this registry's entry did not make.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--allow-secrets", is_flag=True, help="Deploy even if credentials are found in the notebook.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
