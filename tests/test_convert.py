@@ -149,6 +149,23 @@ def test_non_literal_default_is_a_note(tmp_path):
     assert any("cell 1, line 2" in s and "`os.getcwd()`" in s for s in notes(fn))
 
 
+def test_non_literal_default_has_no_schema_default(tmp_path):
+    fn = conv(tmp_path, "DEFAULT_N = 5\nXS = [1, 2]",
+              "def handler(n: int = DEFAULT_N, m=len(XS), s: set = {1}, k: int = 3, z: str = None):\n"
+              "    return [n, m]")
+    n, m, s, k, z = fn.parameters
+    assert (n.required, n.default, n.default_expr, n.type) == (False, None, "DEFAULT_N", "int")
+    assert (m.default_expr, s.default_expr) == ("len(XS)", "{1}")  # a call; a set is not JSON
+    assert k.default_expr is None and z.default_expr is None
+    schema = fn.schema()
+    props = schema["properties"]
+    assert "default" not in props["n"] and "default" not in props["m"] and "default" not in props["s"]
+    assert props["k"]["default"] == 3 and props["z"]["default"] is None
+    assert "required" not in schema  # still optional
+    manifest = fn.manifest("0")
+    assert [p["default_expr"] for p in manifest["parameters"]] == ["DEFAULT_N", "len(XS)", "{1}", None, None]
+
+
 def test_positional_only_is_refused(tmp_path):
     assert "positional-only" in refused(tmp_path, "def handler(a, /, b):\n    pass")
 
@@ -198,6 +215,15 @@ def test_script_mode(tmp_path, runtime):
     assert "# --- cell 5 ---" in fn.request_source and "plot(x)" not in fn.module_source + fn.request_source
     assert fn.module_source.count(DISPLAY_IMPORT) == 1 and DISPLAY_IMPORT not in fn.request_source
     assert run_script(fn, x=-4.0)["result"] == {"y": -40.0, "label": "n", "root": 2.0}
+
+
+def test_global_parameter_above_is_noted(tmp_path):
+    fn = conv(tmp_path, "def scale():\n    global x, other\n    x = x * 2", ("x = 1", ["parameters"]),
+              "scale()\nresult = x")
+    assert [s for s in notes(fn) if "global x" in s] == [
+        "cell 1, line 2: `global x` in code above the parameters cell: those cells run once per instance, so "
+        "assigning the request parameter `x` there does not change the request's `x`; return the new value instead"]
+    assert not any("other" in s for s in notes(fn))
 
 
 def test_script_mode_type_comment_and_first_parameters_cell(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 
 from functions import (failing_function, handler_function, import_runtime, kwargs_function,
                        materialize, script_function)
+from kagg.model import Parameter
 
 rt = import_runtime()
 
@@ -344,11 +345,41 @@ def test_display_is_a_noop():
 
 def test_async_handler(tmp_path):
     from functions import make_function
-    from kagg.model import Parameter
 
     fn = make_function("aio", "import asyncio\nasync def handler(x: int = 1):\n    await asyncio.sleep(0)\n"
                               "    return {'x': x}\n", [Parameter("x", "int", 1)])
     assert post(rt.load(materialize(fn, tmp_path), log=False), {"x": 3}).json() == {"x": 3}
+
+
+def test_async_handler_keeps_one_event_loop_per_thread(tmp_path):
+    from functions import make_function
+
+    fn = make_function("loops", "import asyncio\nLOOPS = []  # keeps every loop alive: ids stay unique\n\n"
+                                "async def handler():\n    loop = asyncio.get_running_loop()\n"
+                                "    LOOPS.append(loop)\n    await asyncio.sleep(0)\n"
+                                "    return {'loop': id(loop), 'loops': len(set(map(id, LOOPS)))}\n", [])
+    app = rt.load(materialize(fn, tmp_path), log=False)
+    first, second = post(app, {}).json(), post(app, {}).json()
+    assert second == {"loop": first["loop"], "loops": 1}  # same thread, same loop
+    elsewhere: list = []
+    thread = threading.Thread(target=lambda: elsewhere.append(post(app, {}).json()))
+    thread.start()
+    thread.join()
+    assert elsewhere[0]["loop"] != first["loop"] and elsewhere[0]["loops"] == 2  # a loop of its own
+    app.module.LOOPS[-1].close()  # that thread is gone
+    assert post(app, {}).json() == {"loop": first["loop"], "loops": 2}
+    assert not app.module.LOOPS[0].is_running() and not app.module.LOOPS[0].is_closed()
+
+
+def test_async_handler_replaces_a_closed_loop(tmp_path):
+    from functions import make_function
+
+    fn = make_function("closer", "import asyncio\nSEEN = []\n\nasync def handler():\n"
+                                 "    SEEN.append(asyncio.get_running_loop())\n    return len(SEEN)\n", [])
+    app = rt.load(materialize(fn, tmp_path), log=False)
+    assert post(app, {}).json() == 1
+    app.module.SEEN[0].close()  # e.g. by the notebook's own clean-up
+    assert post(app, {}).json() == 2 and app.module.SEEN[1] is not app.module.SEEN[0]
 
 
 def test_request_headers_may_be_lazy():

@@ -18,7 +18,8 @@ from typing import Optional
 import pytest
 
 from conftest import free_port
-from functions import failing_function, handler_function, script_function, unzip
+from functions import failing_function, handler_function, make_function, script_function, unzip
+from kagg.model import Parameter
 from kagg.packaging.builder import build_artifact
 
 
@@ -202,3 +203,37 @@ def test_headers_from_environ(tmp_path):
                "CONTENT_LENGTH": "2", "QUERY_STRING": "", "wsgi.input": None}
     assert main._headers(environ) == {"x-forwarded-for": "1.2.3.4", "user-agent": "t/1",
                                       "content-type": "application/json", "content-length": "2"}
+
+
+EXITING_MODULE = """\
+import sys
+
+
+def handler(code: int = 0, interrupt: bool = False):
+    if interrupt:
+        raise KeyboardInterrupt
+    if code:
+        sys.exit(code)
+    return {"ok": True}
+"""
+
+
+def test_exit_in_the_notebook_does_not_stop_the_worker(tmp_path):
+    fn = make_function("exits", EXITING_MODULE, [Parameter("code", "int", 0), Parameter("interrupt", "bool", False)])
+    art = build_artifact(fn, provider="gcp", shims=("gcf",), out_dir=tmp_path / "a")
+    server = Server(unzip(art.path, tmp_path / "src"), tmp_path / "exits.log")
+    try:
+        server.wait_ready()
+        status, headers, body = post(server, {"code": 3})
+        assert status == 500 and headers["Content-Type"] == "application/json"
+        error = json.loads(body)["error"]
+        assert error["type"] == "SystemExit" and "sys.exit(3)" in error["message"]
+        status, _, body = post(server, {"interrupt": True})
+        assert status == 500 and json.loads(body)["error"]["type"] == "KeyboardInterrupt"
+        instance = headers["X-Kagg-Instance"]
+        status, headers, body = post(server, {})
+        assert status == 200 and json.loads(body) == {"ok": True}
+        assert headers["X-Kagg-Instance"] == instance  # the same worker, still serving
+        assert server.proc.poll() is None
+    finally:
+        server.stop()

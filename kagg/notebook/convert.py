@@ -110,7 +110,7 @@ def convert(loaded: LoadedNotebook, entry: Optional[str] = None, name: Optional[
         requirements=requirements, requirements_origin=origin,
         source=SourceInfo(path=loaded.source, sha256=loaded.sha256), notes=notes,
         train_source=_train_source([c for c in cells if c.role == "train"]),
-        local_files=_local_files(loaded, cells))
+        **_local_files(loaded, cells))
 
 
 def check_kernel(nb: dict, filename: str) -> None:
@@ -251,7 +251,22 @@ def _script_mode(kept: list[_Cell], filename: str, notes: list[Note]) -> _Served
     if not any(_assigns_result(c.tree) for c in below if c.tree):
         raise BadInput(f"{filename} never assigns `result` below its parameters cell (cell {first.number}); "
                        "assign the response to `result` in a later cell, e.g. `result = {\"answer\": ...}`")
+    notes.extend(_global_parameter_notes(above, {p.name for p in parameters}))
     return _Served("script", above + [first], below, parameters, False, None)
+
+
+def _global_parameter_notes(above: list[_Cell], names: set[str]) -> list[Note]:
+    """``global x`` for a parameter ``x`` in code above the parameters cell: it runs once per instance,
+    so assigning the parameter there cannot change the request's value (the runtime keeps it apart)."""
+    found = []
+    for cell in above:
+        for node in ast.walk(cell.tree) if cell.tree else ():
+            if isinstance(node, ast.Global):
+                found.extend(Note(f"`global {name}` in code above the parameters cell: those cells run once per "
+                                  f"instance, so assigning the request parameter `{name}` there does not change "
+                                  f"the request's `{name}`; return the new value instead", cell.number, node.lineno)
+                             for name in node.names if name in names)
+    return found
 
 
 def _assigns_result(tree: ast.AST) -> bool:
@@ -401,11 +416,18 @@ def _requirements(loaded: LoadedNotebook, cells: list[_Cell], notes: list[Note])
     return requirements, "inferred"
 
 
-def _local_files(loaded: LoadedNotebook, cells: list[_Cell]) -> dict[str, bytes]:
+def _local_files(loaded: LoadedNotebook, cells: list[_Cell]) -> dict:
+    """The ConvertedFunction fields of what is packaged from the notebook's folder: ``local_files``
+    (the modules it imports and the data files its kept cells name), ``data_files``, ``data_refs``
+    (see :func:`kagg.notebook.datafiles.beside_notebook`)."""
+    from kagg.notebook.datafiles import beside_notebook
+
+    trees = [(c.number, c.tree) for c in cells if c.tree]
     try:
-        return local_module_files([(c.number, c.tree) for c in cells if c.tree], loaded.folder)
+        modules = local_module_files(trees, loaded.folder)
     except OSError as exc:
         raise BadInput(f"cannot read a module beside the notebook: {exc.strerror or exc} ({exc.filename})") from None
+    return beside_notebook([tree for _number, tree in trees], loaded.folder, modules)
 
 
 def _train_source(cells: list[_Cell]) -> Optional[str]:

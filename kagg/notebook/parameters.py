@@ -97,7 +97,8 @@ def handler_signature(func: FuncDef, cell: int) -> Signature:
         else:
             value = _json_literal(default)
             if value is _NOT_JSON or value is _NOT_LITERAL:
-                notes.append(Note(f"the default of `{arg.arg}` (`{_source(default)}`) is not a JSON literal; "
+                param.default_expr = _source(default)
+                notes.append(Note(f"the default of `{arg.arg}` (`{param.default_expr}`) is not a JSON literal; "
                                   "/schema shows none and the handler's own default applies",
                                   cell, default.lineno))
             else:
