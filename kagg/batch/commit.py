@@ -164,7 +164,7 @@ class GroupCommitRegistry(Registry):
     # -- group commit ------------------------------------------------------------------------------
     @property
     def queued(self) -> int:
-        """How many ``put`` calls wait for the write in progress (for tests)."""
+        """How many ``put`` calls are queued for the next write, not yet taken by a leader (for tests)."""
         with self._cv:
             return len(self._queue)
 

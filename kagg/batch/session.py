@@ -49,8 +49,8 @@ class BatchRequest:
     allow_secrets: bool = False
     resume: bool = False
     run: RunOptions = field(default_factory=RunOptions)
-    #: processes that check the list: None chooses (one per CPU for a long list of deploys), 0 or 1
-    #: checks in this process
+    #: processes that check the list: None chooses (one per idle CPU for a long list of deploys),
+    #: 0 or 1 checks in this process
     check_processes: Optional[int] = None
 
 
@@ -60,8 +60,8 @@ def check_all(items: list[BatchItem], operation: Operation, ctx: Context,
 
     An item whose check fails for another reason (a network error fetching a URL)
     is kept: its run will try again and report it as failed if it still fails.
-    ``workers`` threads per process overlap URL fetches; ``processes`` (None: one per CPU
-    when that pays, see :func:`check_processes`) check a long list side by side, since
+    ``workers`` threads per process overlap URL fetches; ``processes`` (None: one per idle
+    CPU when that pays, see :func:`check_processes`) check a long list side by side, since
     checking is CPU work that threads of one interpreter cannot share.
     """
     def one(item: BatchItem) -> Job | Problem:
@@ -200,12 +200,18 @@ def _check_forked(items: list[BatchItem], operation: Operation, ctx: Context, pr
     """
     fork = multiprocessing.get_context("fork")
     bounds = [(a, min(a + CHECK_CHUNK, len(items))) for a in range(0, len(items), CHECK_CHUNK)]
-    state = (operation, check, items, bounds, fork.Value("q", 0))
     parts: dict[int, list] = {}
-    pool = ProcessPoolExecutor(max_workers=procs - 1, mp_context=fork, initializer=_start_check_worker,
-                               initargs=(state,))
+    pool = None
     try:
+        state = (operation, check, items, bounds, fork.Value("q", 0))
+        pool = ProcessPoolExecutor(max_workers=procs - 1, mp_context=fork, initializer=_start_check_worker,
+                                   initargs=(state,))
         futures = [pool.submit(_check_in_worker) for _ in range(procs - 1)]
+    except OSError:  # no shared memory or no fork allowed here (a container's limits): check here
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return check(items)
+    try:
         parts.update(_claim_chunks(state, portable=False))
         for future in futures:
             try:
