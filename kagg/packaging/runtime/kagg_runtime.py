@@ -15,11 +15,9 @@ goes to stderr (the function's log) only.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import builtins
-import copy
 import enum
-import importlib.util
 import json
 import math
 import os
@@ -28,7 +26,9 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Optional
+TYPE_CHECKING = False  # annotations are strings (the __future__ import); importing typing costs ms
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 __all__ = ["App", "LoadError", "Request", "Response", "display", "load", "to_jsonable"]
 
@@ -506,7 +506,7 @@ def to_jsonable(obj: Any) -> Any:
             return int(obj)
         return float(obj)
     if isinstance(obj, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(obj)).decode("ascii")
+        return binascii.b2a_base64(bytes(obj), newline=False).decode("ascii")
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, _loaded("uuid", "UUID")):
@@ -911,6 +911,8 @@ class App:
         ns.update(self._defaults)
         for name in self._mutable_defaults:  # a request must not see another's mutations
             if name not in values:
+                import copy  # only notebooks with a mutable default pay for it, once
+
                 ns[name] = copy.deepcopy(self._defaults[name])
         ns.update(values)
         if scope is None:
@@ -1079,6 +1081,8 @@ def _import_notebook(path: str, request_code: Any = None,
     In script mode (``request_code`` given) the module may get a :class:`_ScriptScope`, which
     has to be in place before the module's functions are made.
     """
+    import importlib.util  # usually loaded already by the platform's own bootstrap
+
     spec = importlib.util.spec_from_file_location(NOTEBOOK_MODULE, path)
     if spec is None or spec.loader is None:
         raise LoadError(f"cannot import {path}")

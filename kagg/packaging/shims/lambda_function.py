@@ -5,11 +5,10 @@ is reported by the runtime as ``Server-Timing: init``. Standard library only:
 the deployment package holds nothing else but the notebook's dependencies.
 """
 
-import base64
+import binascii  # base64 would import re and struct at cold start for the same two functions
 import json
 import os
 import sys
-from urllib.parse import parse_qs
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
@@ -36,11 +35,15 @@ def to_request(event: dict) -> kagg_runtime.Request:
         headers["cookie"] = "; ".join(cookies)
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
-        data = base64.b64decode(body)
+        data = binascii.a2b_base64(body)
     else:
         data = body.encode("utf-8")
-    if "rawQueryString" in event:
-        query = parse_qs(event["rawQueryString"] or "", keep_blank_values=True)
+    if event.get("rawQueryString"):
+        from urllib.parse import parse_qs  # only requests with a query string pay for it
+
+        query = parse_qs(event["rawQueryString"], keep_blank_values=True)
+    elif "rawQueryString" in event:
+        query = {}
     else:  # API Gateway REST (payload 1.0) in front of the function
         query = dict(event.get("multiValueQueryStringParameters") or {})
     return kagg_runtime.Request(
@@ -60,7 +63,7 @@ def to_result(resp: kagg_runtime.Response) -> dict:
         result["body"] = resp.body.decode("utf-8")
         result["isBase64Encoded"] = False
     except UnicodeDecodeError:
-        result["body"] = base64.b64encode(resp.body).decode("ascii")
+        result["body"] = binascii.b2a_base64(resp.body, newline=False).decode("ascii")
         result["isBase64Encoded"] = True
     for name in [k for k in headers if k.lower() == "set-cookie"]:
         result["cookies"] = [headers.pop(name)]
