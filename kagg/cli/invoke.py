@@ -36,33 +36,40 @@ def check_request(has_body: bool, query: tuple[str, ...], method: Optional[str])
 @click.option("--path", default="/", show_default=True, help="Path to call (e.g. /health, /schema).")
 @click.option("--method", "-X", help="HTTP method (default: POST with a body, else GET).")
 @click.option("--timeout", "timeout_text", default="60s", show_default=True, metavar="DURATION",
-              help="How long to wait: 60, 60s, 2m.")
+              help="How long the whole call may take: 60, 60s, 2m.")
 @click.option("--include", "-i", is_flag=True, help="Print the status and headers too.")
+@click.option("--output", "-o", "output", metavar="FILE",
+              help="Write the answer's body to FILE (any size, streamed) instead of printing it.")
+@click.option("--max-size", "max_size_text", default="64MiB", show_default=True, metavar="SIZE",
+              help="Refuse a larger answer unless -o is given: 500k, 64M, 1G.")
 @click.pass_context
 def invoke(ctx: click.Context, target: str, payload: Optional[str], data: Optional[str], query: tuple[str, ...],
-           path: str, method: Optional[str], timeout_text: str, include: bool) -> None:
+           path: str, method: Optional[str], timeout_text: str, include: bool, output: Optional[str],
+           max_size_text: str) -> None:
     """Call the endpoint NAME (or a URL) and print its JSON answer."""
-    from kagg.invoke import call, load_payload, parse_query
+    from kagg.invoke import call, format_size, load_payload, parse_query, parse_size
     from kagg.output import print_json
 
     if payload is not None and data is not None:
         raise BadInput("give the payload either as an argument or with -d, not both")
     check_request(payload is not None or data is not None, query, method)
     timeout = parse_seconds(timeout_text, "--timeout")
+    max_size = parse_size(max_size_text, "--max-size")
     body = load_payload(payload, data)
     result = call(target, registry_of(ctx), payload=body, query=parse_query(query), method=method, path=path,
-                  timeout=timeout, raise_for_status=False)
+                  timeout=timeout, raise_for_status=False, max_size=max_size, output=output)
     if include:
         click.echo(f"HTTP {result.status}", err=True)
-        for key, value in sorted(result.headers.items()):
+        for key, value in result.shown_headers():
             click.echo(f"{key}: {value}", err=True)
     if not result.ok:
         from kagg.errors import OperationFailed
 
         raise OperationFailed(f"{result.url} answered {result.status}: {result.error_message()}")
-    if result.data is not None or result.body.strip() == b"null":
+    if result.saved_to is not None:
+        exact = f" ({result.size} bytes)" if result.size >= 1024 else ""
+        click.echo(f"wrote {format_size(result.size)}{exact} to {result.saved_to}", err=True)
+    elif result.data is not None or result.body.strip() == b"null":
         print_json(result.data)
     else:
-        click.echo(result.body.decode("utf-8", "replace"))
-
-
+        click.echo(result.body)  # bytes as they came (not decoded: a large answer stays one copy)

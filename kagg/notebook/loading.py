@@ -26,8 +26,8 @@ from kagg.errors import BadInput, OperationFailed
 from kagg.model import Note
 from kagg.urls import is_url
 
-#: Seconds to wait for a notebook URL before giving up.
-URL_TIMEOUT = 30
+#: Seconds a notebook URL may take in all, connecting to last byte ($KAGG_FETCH_TIMEOUT to change).
+URL_TIMEOUT = 60
 #: Refuse bodies larger than this (bytes); a notebook this size is not a function.
 MAX_BYTES = 200 * 1024 * 1024
 
@@ -199,42 +199,93 @@ def _read_file(path: Path, source: str) -> bytes:
         raise BadInput(f"cannot read {source}: {exc.strerror or exc}; check its permissions") from None
 
 
+def fetch_timeout() -> float:
+    """Seconds a notebook URL may take in all: ``$KAGG_FETCH_TIMEOUT`` (``90``, ``2m``), else :data:`URL_TIMEOUT`."""
+    import os
+
+    text = os.environ.get("KAGG_FETCH_TIMEOUT", "").strip()
+    if not text:
+        return float(URL_TIMEOUT)
+    from kagg.monitor.units import parse_duration
+
+    return parse_duration(text, "KAGG_FETCH_TIMEOUT")
+
+
 def _fetch(url: str) -> bytes:
+    """The body at ``url`` (a GitHub blob URL: its raw file), all of it within :func:`fetch_timeout`.
+
+    Credentials in the URL are sent as Basic auth, and every message shows the URL redacted.
+    """
     import http.client
+    import io
     import urllib.error
-    import urllib.request
 
     from kagg import __version__
+    from kagg.urls import DeadlinePassed, http_exchange, redact_url, split_userinfo
 
     target = github_raw_url(url)
-    request = urllib.request.Request(target, headers={"User-Agent": f"kagg/{__version__}",
-                                                      "Accept": "application/json, */*"})
+    shown = redact_url(target)
+    timeout = fetch_timeout()
+    clean, basic_auth = split_userinfo(target)
+
+    def consume(status: int, headers: dict[str, str], read) -> tuple[int, str, bytes]:
+        if not 200 <= status < 300:
+            return status, "", b""
+        declared = headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > MAX_BYTES:
+            raise _too_large(shown)  # before reading any of it
+        buffer, size = io.BytesIO(), 0  # its getvalue() hands over the buffer: no second copy
+        while size <= MAX_BYTES:
+            piece = read(min(1 << 20, MAX_BYTES + 1 - size))
+            if not piece:
+                break
+            buffer.write(piece)
+            size += len(piece)
+        if size > MAX_BYTES:
+            raise _too_large(shown)
+        return status, headers.get("content-type", ""), buffer.getvalue()
+
     try:
-        with urllib.request.urlopen(request, timeout=URL_TIMEOUT) as response:
-            body = response.read(MAX_BYTES + 1)
-            ctype = response.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise BadInput(f"{target} was not found (HTTP 404); check the URL "
-                           "(a private repository needs a local copy)") from None
-        raise BadInput(f"{target} answered HTTP {exc.code} {exc.reason}; check the URL or download "
-                       "the notebook and give its path") from None
+        status, ctype, body = http_exchange(clean, consume, headers={"User-Agent": f"kagg/{__version__}",
+                                                                     "Accept": "application/json, */*"},
+                                            secret_headers=basic_auth, timeout=timeout)
+    except (BadInput, OperationFailed):
+        raise
+    except DeadlinePassed as exc:
+        raise OperationFailed(f"could not fetch {shown}: {exc}; check the network, or allow more time "
+                              f"with KAGG_FETCH_TIMEOUT (now {timeout:g} s)") from None
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, str):  # urllib's own complaints: "no host given", "unknown url type"
-            raise BadInput(f"{url} is not a valid URL ({exc.reason}); give an http(s) URL to an .ipynb file") from None
-        raise OperationFailed(f"could not fetch {target}: {exc.reason}; check the network and try again") from None
-    except http.client.InvalidURL as exc:
-        raise BadInput(f"{url} is not a valid URL ({exc}); give an http(s) URL to an .ipynb file") from None
+            raise BadInput(f"{redact_url(url)} is not a valid URL ({exc.reason}); "
+                           "give an http(s) URL to an .ipynb file") from None
+        raise OperationFailed(f"could not fetch {shown}: {exc.reason}; check the network and try again") from None
+    except (http.client.InvalidURL, ValueError) as exc:
+        what = str(exc).split(":", 1)[0].strip() or type(exc).__name__
+        raise BadInput(f"{redact_url(url)} is not a valid URL ({what}); "
+                       "give an http(s) URL to an .ipynb file") from None
     except (http.client.HTTPException, OSError) as exc:
-        raise OperationFailed(f"could not fetch {target}: {exc or exc.__class__.__name__}; "
-                              "check the network and try again") from None
-    if len(body) > MAX_BYTES:
-        raise BadInput(f"{target} is larger than {MAX_BYTES // (1024 * 1024)} MB; that is not a notebook kagg can serve")
+        detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else exc.__class__.__name__
+        raise OperationFailed(f"could not fetch {shown}: {detail}; check the network and try again") from None
+    if status == 404:
+        raise BadInput(f"{shown} was not found (HTTP 404); check the URL "
+                       "(a private repository needs a local copy)")
+    if not 200 <= status < 300:
+        from http import HTTPStatus
+
+        try:
+            reason = f" {HTTPStatus(status).phrase}"
+        except ValueError:  # a status of the server's own
+            reason = ""
+        raise BadInput(f"{shown} answered HTTP {status}{reason}; check the URL or download "
+                       "the notebook and give its path")
     if body.lstrip()[:1] not in (b"{", b"\xef"):
         kind = ctype.split(";")[0].strip() or "no content type"
-        raise BadInput(f"{target} did not return a notebook (got {kind}, not JSON); "
-                       "give the raw .ipynb URL")
+        raise BadInput(f"{shown} did not return a notebook (got {kind}, not JSON); give the raw .ipynb URL")
     return body
+
+
+def _too_large(shown: str) -> BadInput:
+    return BadInput(f"{shown} is larger than {MAX_BYTES // (1024 * 1024)} MB; that is not a notebook kagg can serve")
 
 
 def _decode(raw: bytes, filename: str) -> str:
