@@ -6,7 +6,6 @@ import hashlib
 import http.server
 import json
 import threading
-import urllib.error
 from pathlib import Path
 
 import nbformat
@@ -392,17 +391,3 @@ def test_malformed_url_is_bad_input():
     with pytest.raises(BadInput) as exc:
         load_notebook("http://")
     assert "not a valid URL" in one_line(exc)
-
-
-def test_blob_url_is_fetched_raw(monkeypatch):
-    seen = []
-
-    def fake_urlopen(request, timeout):
-        seen.append((request.full_url, timeout))
-        raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, None)
-
-    monkeypatch.setattr("urllib.request.urlopen", fake_urlopen)
-    with pytest.raises(BadInput) as exc:
-        load_notebook("https://github.com/o/r/blob/main/nb.ipynb")
-    assert seen == [("https://raw.githubusercontent.com/o/r/main/nb.ipynb", 30)]
-    assert "raw.githubusercontent.com" in one_line(exc)

@@ -84,7 +84,8 @@ def test_credentials_in_a_notebook_url_authenticate_and_are_not_shown(serve):
     refused = run_kagg("convert", f"http://{USER}:{PASSWORD}@127.0.0.1:{port}/nb.ipynb?token={TOKEN}")
     assert refused.returncode == 1
     assert one_error_line(refused).startswith(f"Error: could not fetch http://{USER}:***@127.0.0.1:{port}/nb.ipynb")
-    no_secrets(res.stderr, missing.stderr, refused.stderr)
+    no_secrets(res.stdout, res.stderr, missing.stderr, refused.stderr)  # stdout: the recorded source
+    assert json.loads(res.stdout)["source"]["path"] == shown(server, "/nb.ipynb")
 
 
 @pytest.mark.parametrize("framing, peak", [("length", 150), ("close", 350)])

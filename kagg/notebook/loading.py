@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional
 
 from kagg.errors import BadInput, OperationFailed
 from kagg.model import Note
-from kagg.urls import is_url
+from kagg.urls import is_url, redact_url
 
 #: Seconds a notebook URL may take in all, connecting to last byte ($KAGG_FETCH_TIMEOUT to change).
 URL_TIMEOUT = 60
@@ -139,7 +139,8 @@ def load_notebook(source: str) -> LoadedNotebook:
         raw, folder = _read_file(path, source), path.resolve().parent
     notes: list[Note] = []
     nb = parse_notebook(raw, _basename(source), notes)
-    return LoadedNotebook(nb=nb, raw=raw, source=source, folder=folder,
+    shown = redact_url(source) if is_url(source) else source  # what the registry and messages keep
+    return LoadedNotebook(nb=nb, raw=raw, source=shown, folder=folder,
                           sha256=hashlib.sha256(raw).hexdigest(), stem=_stem(source), notes=notes)
 
 
