@@ -12,12 +12,11 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_kagg
+from conftest import ROOT, run_kagg, wait_until
 from kagg.providers.local.process import Server, identify, is_running, servers_under
 from notebooks import FAILS_AT_IMPORT, write
 
@@ -25,15 +24,6 @@ GOOD = 'def handler(x: int = 1):\n    return {"v": x}'
 OTHER = 'def handler(x: int = 1):\n    return {"w": x}'
 ENV_ECHO = 'import os\ndef handler():\n    return {"token": os.environ.get("SECRET_TOKEN")}'
 
-
-def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def entries(reg: Path) -> dict:

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from conftest import run_kagg
+from conftest import run_kagg, wait_until
 from kagg.providers.local.process import Server, is_running
 from notebooks import write
 
@@ -36,14 +36,6 @@ def answers(url: str, timeout: float = 3.0) -> bool:
     except OSError:
         return False
 
-
-def wait_until(predicate, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def test_a_server_killed_by_its_notebook_is_restarted_and_says_so(reg, tmp_path):

@@ -8,13 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, run_kagg
+from conftest import ROOT, free_port, run_kagg, wait_until
 from kagg.providers.local.process import port_is_free
 from notebooks import write
 
@@ -26,15 +25,6 @@ def get(url: str):
     except OSError:
         return None
 
-
-def wait_until(predicate, timeout: float = 90.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Served:
