@@ -473,7 +473,6 @@ def test_a_long_list_is_checked_whole_before_anything_runs(work, registry_path, 
     ({"l.txt": "nb00.ipynb\n"}, ["l.txt", "--env", "NOEQUALS"], "--env 'NOEQUALS' is not of the form K=V"),
     ({"l.txt": "nb00.ipynb\n"}, ["l.txt", "--memory", "0"], "Invalid value for '--memory'"),
     ({"l.txt": "nb00.ipynb\n"}, ["--parallel"], "Missing argument 'LIST'"),
-    ({"l.txt": "nb00.ipynb\n"}, ["l.txt", "--operation", "invoke"], "no endpoint named 'nb00'"),
 ])
 def test_bad_input_is_refused_with_one_line(work, registry_path, deployed, files, args, message):
     folder, env = work

@@ -71,6 +71,13 @@ def test_thirty_local_deploys_in_parallel_answer_then_invoke_and_delete(tmp_path
     proc = run_kagg("batch", str(calls), "--operation", "invoke", "--parallel", "--json")
     assert proc.returncode == 0, proc.stderr
     assert [item["output"] for item in json.loads(proc.stdout)["items"]] == [{"x": i, "i": i} for i in range(0, 30, 3)]
+    # a name that is not in the registry fails its own row; the others are still called
+    calls.write_text('name,payload\nep-01,"{""x"": 1}"\nnever-deployed,\nep-02,"{""x"": 2}"\n')
+    proc = run_kagg("batch", str(calls), "--operation", "invoke", "--json")
+    assert proc.returncode == 1, proc.stderr
+    items = json.loads(proc.stdout)["items"]
+    assert [i["status"] for i in items] == ["ok", "failed", "ok"]
+    assert "no endpoint named 'never-deployed'" in items[1]["error"] and items[1]["attempts"] == 1
 
     # an unchanged redeploy is skipped and leaves the same servers running
     proc = run_kagg("batch", str(lst), "--parallel", "8", "--json", timeout=180)
