@@ -52,11 +52,18 @@ def _quiet(_: str) -> None:
 
 
 def convert_checked(source: str, entry: Optional[str] = None, name: Optional[str] = None,
-                    allow_secrets: bool = False) -> ConvertedFunction:
+                    allow_secrets: bool = False, include: Optional[list[str]] = None,
+                    exclude: Optional[list[str]] = None,
+                    max_data_size: Optional[int] = None) -> ConvertedFunction:
     """Load and convert a notebook behind the secrets gate (the notebook, then every file from
     the user's side that will be packaged: the modules beside it, requirements.txt, data files),
-    before anything is built: what every deploy and ``kagg serve`` start from."""
+    before anything is built: what every deploy and ``kagg serve`` start from.
+
+    ``include``, ``exclude`` and ``max_data_size`` settle the data files packaged from the
+    notebook's folder (:func:`kagg.notebook.datafiles.package_data`: ``--include``, ``--exclude``,
+    ``--max-data-size``)."""
     from kagg.notebook.convert import convert
+    from kagg.notebook.datafiles import package_data
     from kagg.notebook.secrets import check_notebook, check_packaged
     from kagg.notebook.loading import load_notebook
 
@@ -64,6 +71,7 @@ def convert_checked(source: str, entry: Optional[str] = None, name: Optional[str
     if not allow_secrets:
         check_notebook(loaded.nb, loaded.source)
     function = convert(loaded, entry=entry, name=name)
+    package_data(function, loaded.folder, include or (), exclude or (), max_data_size)
     if not allow_secrets:
         check_packaged(function, loaded.folder, loaded.source)
     return function

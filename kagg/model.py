@@ -94,7 +94,11 @@ class ConvertedFunction:
     source: SourceInfo
     notes: list[Note] = field(default_factory=list)
     train_source: Optional[str] = None  # code of the cells tagged ``train``
-    local_files: dict[str, bytes] = field(default_factory=dict)  # modules beside the notebook it imports
+    local_files: dict[str, bytes] = field(default_factory=dict)  # modules beside the notebook it imports, data files
+    #: which of ``local_files`` are data files (not imported modules), by relative path
+    data_files: list[str] = field(default_factory=list)
+    #: the paths beside the notebook its kept cells name (files, folders, globs), packaged or not
+    data_refs: list[str] = field(default_factory=list)
 
     def schema(self) -> dict:
         """The parameters as a JSON Schema object (served at ``GET /schema``)."""
@@ -187,6 +191,10 @@ class DeployOptions:
     arch: Optional[str] = None
     bucket: Optional[str] = None
     startup_timeout: Optional[float] = None  # local: seconds to wait for a cold start (default 120)
+    #: globs (relative to the notebook's folder) of more files to package, and of files to leave out
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    max_data_size: Optional[int] = None  # bytes of data files allowed (default: 50 MB, 20 MB one file)
     venv: bool = False  # local: serve from a virtual environment made from the requirements
     adopt: bool = False  # take over a cloud resource that this registry's entry did not make
     #: the identity of the registry entry this deploy writes (set by kagg.deploy, not by users);

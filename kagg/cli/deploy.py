@@ -7,8 +7,13 @@ from typing import Any, Optional
 import click
 
 from kagg.cli.common import chosen_provider, parse_env, parse_seconds, provider_options, registry_args, registry_of
+from kagg.cli.notebook import data_file_options, data_file_values
 from kagg.errors import BadInput
 
+
+#: DeployOptions fields that settle what is packaged from the notebook's folder: every provider's
+#: artifact carries those files, so no provider refuses them
+PACKAGING_OPTIONS = frozenset({"include", "exclude", "max_data_size"})
 
 #: an example value of each parameter type, for the ``try: kagg invoke ...`` line
 EXAMPLE_VALUES: dict[str, Any] = {"int": 1, "float": 1.0, "str": "text", "bool": True, "list": [], "dict": {}}
@@ -31,7 +36,7 @@ def _check_options_apply(provider: str, options: Any) -> None:
     from kagg.providers import COMMON_OPTIONS, provider_class, unused_options
 
     cls = provider_class(provider)
-    unused = unused_options(cls, options)
+    unused = [f for f in unused_options(cls, options) if f not in PACKAGING_OPTIONS]
     if not unused:
         return
     flags = ", ".join(f"--{f.replace('_', '-')}" for f in unused)
@@ -61,6 +66,7 @@ def _check_options_apply(provider: str, options: Any) -> None:
 @click.option("--startup-timeout", "startup_text", metavar="DURATION",
               help="local: how long to wait for the notebook's cold start: 120, 120s, 5m (default 2m).")
 @click.option("--venv", is_flag=True, help="local: serve from a virtual environment made from the requirements.")
+@data_file_options()
 @click.option("--force", is_flag=True, help="Redeploy even if the artifact is unchanged.")
 @click.option("--adopt", is_flag=True,
               help="Take over a cloud function of that name that this registry's entry did not make.")
@@ -78,7 +84,9 @@ def deploy(ctx: click.Context, notebook: str, env_pairs: tuple[str, ...], timeou
     name = chosen_provider(kwargs)
     timeout = int(parse_seconds(timeout_text, "--timeout", whole=True)) if timeout_text is not None else None
     startup = parse_seconds(startup_text, "--startup-timeout") if startup_text is not None else None
-    options = DeployOptions(env=parse_env(env_pairs), timeout=timeout, startup_timeout=startup, **kwargs)
+    include, exclude, max_data_size = data_file_values(kwargs)
+    options = DeployOptions(env=parse_env(env_pairs), timeout=timeout, startup_timeout=startup, include=include,
+                            exclude=exclude, max_data_size=max_data_size, **kwargs)
     _check_options_apply(name, options)
     with progress() as say:
         result = do_deploy(notebook, name, options, registry_of(ctx), progress=say)

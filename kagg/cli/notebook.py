@@ -2,11 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import click
 
 from kagg.cli.common import chosen_provider, provider_options
+
+
+def data_file_options() -> Callable:
+    """Decorator: ``--include GLOB``, ``--exclude GLOB`` (repeatable) and ``--max-data-size SIZE``,
+    shared by ``kagg convert`` and ``kagg deploy``; read back with :func:`data_file_values`."""
+    def decorate(func: Callable) -> Callable:
+        func = click.option("--max-data-size", "max_data_size_text", metavar="SIZE",
+                            help="Most data to package: 100MB, 1GB (default 50MB in all, 20MB one file).")(func)
+        func = click.option("--exclude", "exclude", multiple=True, metavar="GLOB",
+                            help="Leave out data files matching GLOB, relative to the notebook (repeatable).")(func)
+        return click.option("--include", "include", multiple=True, metavar="GLOB",
+                            help="Also package files or folders matching GLOB, relative to the notebook "
+                                 "(repeatable).")(func)
+    return decorate
+
+
+def data_file_values(kwargs: dict[str, Any]) -> tuple[list[str], list[str], Optional[int]]:
+    """Pop the options of :func:`data_file_options`: (include, exclude, max_data_size in bytes)."""
+    from kagg.notebook.datafiles import parse_size
+
+    text = kwargs.pop("max_data_size_text", None)
+    size = parse_size(text, "--max-data-size") if text is not None else None
+    return list(kwargs.pop("include", ()) or ()), list(kwargs.pop("exclude", ()) or ()), size
+
+
+def packaged_summary(function: Any) -> dict[str, Any]:
+    """The files packaged from the notebook's folder, for ``--json``: ``data_files`` (path and
+    size of each) and ``data_size`` (their total, bytes)."""
+    data = [{"path": rel, "size": len(function.local_files[rel])} for rel in function.data_files]
+    return {"data_files": data, "data_size": sum(d["size"] for d in data)}
+
+
+def packaged_lines(function: Any) -> list[str]:
+    """The files packaged from the notebook's folder, as ``kagg convert`` shows them (none: no line)."""
+    from kagg.notebook.datafiles import format_size
+
+    data = set(function.data_files)
+    modules = [rel for rel in function.local_files if rel not in data]
+    lines = []
+    if modules:
+        lines.append(f"  modules beside the notebook: {', '.join(modules)}")
+    if data:
+        sizes = {rel: len(function.local_files[rel]) for rel in function.data_files}
+        listed = ", ".join(f"{rel} ({format_size(size)})" for rel, size in sizes.items())
+        lines.append(f"  data files ({len(sizes)}, {format_size(sum(sizes.values()))}): {listed}")
+    return lines
 
 
 @click.command()
@@ -15,23 +61,30 @@ from kagg.cli.common import chosen_provider, provider_options
 @click.option("--entry", metavar="NAME", help="Handler function name (default: handler).")
 @click.option("--name", "-n", help="Function name (default: from the file name).")
 @provider_options()
+@data_file_options()
 @click.option("--json", "as_json", is_flag=True, help="Print what conversion decided as JSON.")
 def convert(notebook: str, out_dir: Optional[str], entry: Optional[str], name: Optional[str],
             as_json: bool, **kwargs: Any) -> None:
     """Convert NOTEBOOK into a function; with -o, write the files that would be deployed."""
-    from kagg.notebook.convert import convert_source
+    from kagg.notebook.convert import convert as do_convert
+    from kagg.notebook.datafiles import package_data
+    from kagg.notebook.loading import load_notebook
     from kagg.output import print_json, warn
     from kagg.packaging.builder import write_tree
     from kagg.providers import provider_shims
 
     shims = provider_shims(chosen_provider(kwargs))
-    function = convert_source(notebook, entry=entry, name=name)
+    include, exclude, max_data_size = data_file_values(kwargs)
+    loaded = load_notebook(notebook)
+    function = do_convert(loaded, entry=entry, name=name)
+    package_data(function, loaded.folder, include, exclude, max_data_size)
     files: list[str] = []
     if out_dir:
         from pathlib import Path
 
         files = write_tree(function, shims, Path(out_dir))
     summary = function.summary()
+    summary.update(packaged_summary(function))
     if out_dir:
         summary["output"] = {"dir": out_dir, "files": files}
     if as_json:
@@ -44,6 +97,8 @@ def convert(notebook: str, out_dir: Optional[str], entry: Optional[str], name: O
         default = "required" if p.required else f"default {p.default!r}"
         click.echo(f"  {p.name}: {p.type} ({default})" + (f" - {p.help}" if p.help else ""))
     click.echo(f"  requirements ({function.requirements_origin}): {', '.join(function.requirements) or 'none'}")
+    for line in packaged_lines(function):
+        click.echo(line)
     if out_dir:
         click.echo(f"Wrote {len(files)} files to {out_dir}")
 

@@ -110,7 +110,7 @@ def convert(loaded: LoadedNotebook, entry: Optional[str] = None, name: Optional[
         requirements=requirements, requirements_origin=origin,
         source=SourceInfo(path=loaded.source, sha256=loaded.sha256), notes=notes,
         train_source=_train_source([c for c in cells if c.role == "train"]),
-        local_files=_local_files(loaded, cells))
+        **_local_files(loaded, cells))
 
 
 def check_kernel(nb: dict, filename: str) -> None:
@@ -416,11 +416,18 @@ def _requirements(loaded: LoadedNotebook, cells: list[_Cell], notes: list[Note])
     return requirements, "inferred"
 
 
-def _local_files(loaded: LoadedNotebook, cells: list[_Cell]) -> dict[str, bytes]:
+def _local_files(loaded: LoadedNotebook, cells: list[_Cell]) -> dict:
+    """The ConvertedFunction fields of what is packaged from the notebook's folder: ``local_files``
+    (the modules it imports and the data files its kept cells name), ``data_files``, ``data_refs``
+    (see :func:`kagg.notebook.datafiles.beside_notebook`)."""
+    from kagg.notebook.datafiles import beside_notebook
+
+    parsed = [c for c in cells if c.tree]
     try:
-        return local_module_files([(c.number, c.tree) for c in cells if c.tree], loaded.folder)
+        modules = local_module_files([(c.number, c.tree) for c in parsed], loaded.folder)
     except OSError as exc:
         raise BadInput(f"cannot read a module beside the notebook: {exc.strerror or exc} ({exc.filename})") from None
+    return beside_notebook([c.tree for c in parsed], loaded.folder, modules, [c.code.code for c in parsed])
 
 
 def _train_source(cells: list[_Cell]) -> Optional[str]:

@@ -281,29 +281,30 @@ def _direct_distribution(top: str) -> Optional[str]:
     return None
 
 
-_SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints", ".git"}
-
-
 def local_module_files(trees: Iterable[tuple[int, ast.AST]], folder: Optional[Path]) -> dict[str, bytes]:
     """The ``.py`` files of the modules beside the notebook that it imports (``helpers.py``,
-    ``utils/``), by path relative to the notebook's folder, so they ship in the artifact."""
+    ``utils/``), by path relative to the notebook's folder, so they ship in the artifact.
+
+    A package's caches and hidden entries are left out; a symbolic link that leads out of the
+    notebook's folder (``tools/host.py -> /etc/hostname``) is refused (BadInput naming each link
+    and its target), links that stay inside it are followed
+    (:func:`kagg.notebook.datafiles.module_files`)."""
     files: dict[str, bytes] = {}
     if folder is None:
         return files
+    from kagg.notebook.datafiles import module_files
+
+    done: set[str] = set()
     for _cell, module, _shown, _line in _imports(trees):
         top = module.split(".")[0]
-        if top in sys.stdlib_module_names:
+        if top in sys.stdlib_module_names or top in done:
             continue
+        done.add(top)
         local = _local_module(top, folder)
         if local is None:
             continue
-        if local.endswith(".py"):
-            files[local] = (folder / local).read_bytes()
-            continue
-        for path in sorted((folder / top).rglob("*.py")):
-            rel = path.relative_to(folder)
-            if not _SKIPPED_PARTS.intersection(rel.parts):
-                files[rel.as_posix()] = path.read_bytes()
+        for rel in module_files(folder, local.rstrip("/")):
+            files[rel] = (folder / rel).read_bytes()
     return dict(sorted(files.items()))
 
 

@@ -89,19 +89,38 @@ def requirements_bytes(function: ConvertedFunction) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
+def _local_files(function: ConvertedFunction, own: dict[str, bytes]) -> dict[str, bytes]:
+    """The files from the notebook's folder (modules, data files) at their relative paths.
+
+    Conversion refuses names that kagg's own files take and paths out of the folder
+    (kagg.notebook.datafiles); a function made some other way gets a ValueError here rather
+    than an artifact in which a file silently replaced another or a path escaped the tree.
+    """
+    out: dict[str, bytes] = {}
+    for name, data in function.local_files.items():
+        parts = name.split("/")
+        if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"local file {name!r} is not a relative path inside the notebook's folder")
+        if name in own or parts[0] in {n[:-3] for n in own if n.endswith(".py")} and len(parts) > 1:
+            raise ValueError(f"local file {name} would replace kagg's own {parts[0]} in the artifact")
+        out[name] = data
+    return out
+
+
 def artifact_files(function: ConvertedFunction, shims: Sequence[str]) -> dict[str, bytes]:
     """Every file of the artifact (without vendored dependencies), by path at the zip's root."""
-    files = dict(function.local_files)  # kagg's own files below win over a same-named local module
-    files.update({
+    own = {
         NOTEBOOK_FILE: function.module_source.encode("utf-8"),
         MANIFEST_FILE: manifest_bytes(function),
         RUNTIME_FILE: runtime_source(),
         REQUIREMENTS_FILE: requirements_bytes(function),
-    })
+    }
     if function.mode == "script":
-        files[REQUEST_FILE] = (function.request_source or "").encode("utf-8")
+        own[REQUEST_FILE] = (function.request_source or "").encode("utf-8")
     for name, data in shim_files(shims).items():
-        files[name] = data
+        own[name] = data
+    files = _local_files(function, own)
+    files.update(own)
     return dict(sorted(files.items()))
 
 
