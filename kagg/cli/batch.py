@@ -186,8 +186,9 @@ def _finish(ctx: click.Context, report, report_error: Optional[str]) -> None:
             click.echo(f"Error: {report_error}", err=True)
         if report.aborted:  # in-flight items were abandoned: do not wait for their threads
             abandoned = sum(1 for r in report.items if r.detail == "aborted")
-            click.echo(f"warning: {abandoned} item(s) were abandoned part-way; anything they created "
-                       "may be missing from the registry (--resume deploys them again)", err=True)
+            click.echo(f"warning: {abandoned} item(s) were abandoned part-way; a deploy among them is left "
+                       "pending in the registry (`kagg endpoints list`): --resume deploys it again, "
+                       "`kagg delete NAME` removes what it made", err=True)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(130)
