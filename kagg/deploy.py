@@ -87,7 +87,8 @@ def prepare(source: str, provider_name: str = "local", options: Optional[DeployO
         registry.check_writable()
     provider = get_provider(provider_name, state_dir=registry.state_dir)
     provider.validate_options(options)
-    function = convert_checked(source, options.entry, options.name, options.allow_secrets)
+    function = convert_checked(source, options.entry, options.name, options.allow_secrets, options.include,
+                               options.exclude, options.max_data_size)
     name = options.name or function.name
     provider.validate_name(name)
     current = registry.find(name)

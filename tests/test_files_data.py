@@ -278,8 +278,6 @@ def test_a_missing_file_beside_the_notebook_gets_the_include_hint(reg, folder):
     assert add_missing_file_hint(error, str(nb)).endswith("; deploy with --include weights.json")
 
 
-@pytest.mark.xfail(reason="kagg.deploy.prepare must pass options.include/exclude/max_data_size to "
-                          "convert_checked (reported; outside this change's files)", strict=False)
 def test_deploy_include_packages_what_the_code_does_not_name(reg, folder):
     (folder / "weights.json").write_text(json.dumps({"w": 5}))
     nb = write(folder / "hidden.ipynb", "import json, os\nW = json.load(open(os.environ.get('WEIGHTS', 'weights.json')))\n"

@@ -36,7 +36,8 @@ REQUIREMENTS = {
 }
 
 #: DeployOptions fields that kagg.deploy itself reads for every provider: never refused
-COMMON_OPTIONS = frozenset({"name", "entry", "force", "dry_run", "allow_secrets", "adopt", "owner", "extra"})
+COMMON_OPTIONS = frozenset({"name", "entry", "force", "dry_run", "allow_secrets", "adopt", "owner", "extra",
+                            "include", "exclude", "max_data_size"})
 
 _registered: dict[str, type] = {}
 

@@ -21,6 +21,7 @@ from typing import Iterator, Optional
 from kagg.errors import BadInput, DeployFailed, OperationFailed
 from kagg.atomic import write_bytes_atomic
 from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Plan, PlanStep, utc_now
+from kagg.notebook.datafiles import add_missing_file_hint
 from kagg.notebook.linemap import LineMap
 from kagg.providers.base import Provider
 from kagg.providers.local.environment import ensure_venv, install_hint, missing_requirements
@@ -119,6 +120,7 @@ class LocalProvider(Provider):
             server = self._start(app_dir, port, log_path, options.env, artifact.function.source.sha256,
                                  startup_timeout, python)
         except OperationFailed as exc:
+            exc.message = add_missing_file_hint(exc.message, artifact.function.source.path)
             self._write_env(plan.name, old_env)
             raise self._restore(plan, exc, was_running, old_env, log_path, startup_timeout) from None
         self._prune(plan.name, keep=app_dir.name)
