@@ -94,7 +94,8 @@ def convert(notebook: str, out_dir: Optional[str], entry: Optional[str], name: O
         warn(str(note))
     click.echo(f"{function.name}: {function.mode} mode" + (f", entry {function.entry}" if function.entry else ""))
     for p in function.parameters:
-        default = "required" if p.required else f"default {p.default!r}"
+        default = ("required" if p.required else f"default {p.default_expr}" if p.default_expr
+                   else f"default {p.default!r}")
         click.echo(f"  {p.name}: {p.type} ({default})" + (f" - {p.help}" if p.help else ""))
     click.echo(f"  requirements ({function.requirements_origin}): {', '.join(function.requirements) or 'none'}")
     for line in packaged_lines(function):
