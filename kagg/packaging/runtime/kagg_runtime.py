@@ -968,7 +968,8 @@ class App:
         if extra:
             headers.update(extra)
         if self.log:
-            sys.stderr.write(f"kagg {method} {req.path} {status} {dur:.2f}ms\n")
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # the log is read later, by kagg logs
+            sys.stderr.write(f"{stamp} kagg {method} {req.path} {status} {dur:.2f}ms\n")
         return Response(status, headers, body)
 
     def _invoke(self, req: Request, method: str) -> bytes:

@@ -25,7 +25,6 @@ from kagg.notebook.datafiles import add_missing_file_hint
 from kagg.notebook.linemap import LineMap
 from kagg.providers.base import Provider
 from kagg.providers.local.environment import ensure_venv, install_hint, missing_requirements
-from kagg.providers.local.server import read_status
 from kagg.registry import make_private_dir
 from kagg.providers.local.process import (HOST, Server, health, is_running, last_error_line, pick_free_port,
                                           port_is_free, server_command, servers_under, stop_server, identify)
@@ -260,6 +259,8 @@ class LocalProvider(Provider):
         if not is_running(server):
             return "down"
         assert server is not None
+        from kagg.providers.local.server import read_status  # not at import: it runs as __main__ too
+
         status = read_status(Path(server.app_dir))
         restarts = status.get("restarts") or 0
         if restarts:
