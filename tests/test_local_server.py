@@ -50,10 +50,10 @@ def test_a_server_killed_by_its_notebook_is_restarted_and_says_so(reg, tmp_path)
     assert is_running(Server.from_data(entry["provider_data"])), "the recorded server is still the one serving"
     logs = run_kagg("logs", "quitter")
     assert "the server exited (code 3); kagg restarts it" in logs.stdout
-    requests = [ln for ln in logs.stdout.splitlines() if " kagg POST / " in ln]
-    assert requests and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ kagg POST / \d{3} ", ln) for ln in requests)
     assert "RuntimeWarning" not in logs.stdout
     assert json.loads(run_kagg("invoke", "quitter", '{"x": 5}').stdout) == {"v": 5}
+    requests = [ln for ln in run_kagg("logs", "quitter").stdout.splitlines() if " kagg POST / " in ln]
+    assert requests and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ kagg POST / \d{3} ", ln) for ln in requests)
     listed = json.loads(run_kagg("endpoints", "list", "--json").stdout)
     assert listed[0]["health"] == "up, restarted 1x (last exit code 3)"
     assert "restarted 1x" in run_kagg("endpoints", "list").stdout

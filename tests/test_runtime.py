@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import pytest
@@ -319,7 +320,8 @@ def test_access_log_line(tmp_path, capsys):
     fresh = rt.load(materialize(kwargs_function(), tmp_path), log=True)
     get(fresh, "/health")
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    method, path, status, ms = line.split()[1:]
+    stamp, who, method, path, status, ms = line.split()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stamp) and who == "kagg"
     assert (method, path, status) == ("GET", "/health", "200") and ms.endswith("ms")
 
 
