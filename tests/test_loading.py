@@ -185,7 +185,7 @@ def _rich_notebook(minor: int = 5) -> dict:
 
 @pytest.mark.parametrize("minor", [0, 2, 4, 5])
 def test_common_notebooks_are_vouched_for_without_nbformat(minor):
-    from kagg.notebook.loading import schema_valid
+    from kagg.notebook.schema import schema_valid
 
     nb = _rich_notebook(minor)
     assert _nbformat_accepts(nb) and schema_valid(nb)
@@ -198,7 +198,7 @@ def test_schema_check_never_vouches_for_what_nbformat_rejects():
     import copy
     import random
 
-    from kagg.notebook.loading import schema_valid
+    from kagg.notebook.schema import schema_valid
 
     values = [None, True, False, 0, -1, 1, 1.0, "", "a", "a,b", "x\n", "auto", "a" * 65, "ok-id", "bad id",
               [], ["a"], ["a", "a"], ["a", 1], {}, {"a": 1}, {"name": "x", "display_name": "y"}, ["x\n", "y"],

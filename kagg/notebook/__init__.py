@@ -1,6 +1,7 @@
 """Everything that reads a notebook: the first stage of kagg's flow (see docs/architecture.md).
 
     loading       a path or URL -> a validated nbformat v4 notebook (LoadedNotebook)
+    schema        is it valid v4? a cheap check first, nbformat's validator only when it cannot tell
     cells         a cell's source and tags, as Jupyter and papermill store them
     magics        notebook-only syntax (%pip, !shell, %%time ...) -> plain Python
     parameters    the ``parameters`` cell and a handler's signature -> Parameter list
