@@ -7,13 +7,16 @@ test's own, so no test can reach a cloud metadata address or a user's files.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import pytest
 
@@ -97,3 +100,33 @@ def run_kagg(*args: str, env: dict | None = None, cwd: Path | None = None, input
 def kagg():
     """Call as ``kagg("deploy", "nb.ipynb")``; returns the CompletedProcess."""
     return run_kagg
+
+
+@pytest.fixture
+def reg(registry_path):
+    """A registry for one test; every endpoint left in it is deleted afterwards (servers stop)."""
+    yield registry_path
+    if registry_path.exists():
+        for name in json.loads(registry_path.read_text())["endpoints"]:
+            run_kagg("delete", name)
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on 127.0.0.1 for the block; yields its base URL."""
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *args):
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -13,13 +13,12 @@ import signal
 import subprocess
 import sys
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from batch_provider import handler_notebook, provider_env, write_notebooks
-from conftest import ROOT, run_kagg, wait_until
+from conftest import ROOT, run_kagg, serve_folder, wait_until
 
 
 @pytest.fixture
@@ -203,22 +202,10 @@ def test_download_fetches_url_notebooks_and_skips_local_ones(work, registry_path
     served.mkdir()
     (served / "remote.ipynb").write_text(handler_notebook("def handler():\n    return 1\n"))
 
-    class Quiet(SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(served), **kwargs)
-
-        def log_message(self, *args):
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
+    with serve_folder(served) as base:
         lst = folder / "urls.txt"
         lst.write_text(f"{base}/remote.ipynb\nnb00.ipynb\n{base}/gone.ipynb\n")
         proc = run_kagg("batch", str(lst), "--operation", "download", "-o", str(folder / "dl"), "--json", env=env)
-    finally:
-        server.shutdown()
     assert proc.returncode == 1  # the missing one
     items = report(proc)["items"]
     assert [(i["name"], i["status"]) for i in items] == [("remote", "ok"), ("nb00", "skipped"), ("gone", "failed")]

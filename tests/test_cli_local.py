@@ -30,15 +30,6 @@ def pid_running(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-@pytest.fixture
-def reg(registry_path):
-    """A registry for one test; every local endpoint left in it is deleted afterwards."""
-    yield registry_path
-    if registry_path.exists():
-        for name in json.loads(registry_path.read_text())["endpoints"]:
-            run_kagg("delete", name)
-
-
 def test_deploy_script_mode_invoke_redeploy_delete(reg, tmp_path):
     nb = tmp_path / "hello.ipynb"
     nb.write_bytes((EXAMPLES / "hello.ipynb").read_bytes())

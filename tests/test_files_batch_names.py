@@ -9,13 +9,11 @@ itself refuses a path that resolves outside DIR (a symlink inside it pointing el
 from __future__ import annotations
 
 import json
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from conftest import run_kagg
+from conftest import run_kagg, serve_folder
 from notebooks import notebook
 
 HANDLER = "def handler(x: int = 1):\n    return {'x': x}"
@@ -39,19 +37,8 @@ def served(tmp_path: Path, monkeypatch):
     root.mkdir()
     (root / "remote.ipynb").write_text(json.dumps(notebook(HANDLER)))
 
-    class Quiet(SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(root) as base:
+        yield base
 
 
 def everything(root: Path) -> set[str]:

@@ -57,15 +57,6 @@ def _make_data(folder: Path) -> None:
 
 
 @pytest.fixture
-def reg(registry_path):
-    """A registry for one test; every local endpoint left in it is deleted afterwards."""
-    yield registry_path
-    if registry_path.exists():
-        for name in json.loads(registry_path.read_text())["endpoints"]:
-            run_kagg("delete", name)
-
-
-@pytest.fixture
 def folder(tmp_path) -> Path:
     """The notebook's folder (the registry and its .kagg state stay one level up)."""
     path = tmp_path / "project"

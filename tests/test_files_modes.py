@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import threading
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from conftest import run_kagg
+from conftest import run_kagg, serve_folder
 from kagg.atomic import write_bytes_atomic
 from notebooks import notebook
 
@@ -72,22 +70,10 @@ def test_batch_download_writes_files_with_the_umask_default(tmp_path, registry_p
     served.mkdir()
     (served / "remote.ipynb").write_text(json.dumps(notebook("def handler():\n    return 1")))
 
-    class Quiet(SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(served), **kwargs)
-
-        def log_message(self, *args):
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        (tmp_path / "urls.txt").write_text(f"http://127.0.0.1:{server.server_address[1]}/remote.ipynb\n")
+    with serve_folder(served) as base:
+        (tmp_path / "urls.txt").write_text(f"{base}/remote.ipynb\n")
         with umask(0o022):
             res = run_kagg("batch", "urls.txt", "--operation", "download", "-o", "dl", cwd=tmp_path)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert res.returncode == 0, res.stderr
     assert mode_of(tmp_path / "dl" / "remote.ipynb") == 0o644
 

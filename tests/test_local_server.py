@@ -22,14 +22,6 @@ EXITS = ('import os\n'
          '    return {"v": x}')
 
 
-@pytest.fixture
-def reg(registry_path):
-    yield registry_path
-    if registry_path.exists():
-        for name in json.loads(registry_path.read_text())["endpoints"]:
-            run_kagg("delete", name)
-
-
 def answers(url: str, timeout: float = 3.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
