@@ -11,8 +11,9 @@ exec((HERE / "kagg" / "__init__.py").read_text(), version)
 extras = {
     "aws": ["boto3>=1.34"],
     "gcp": ["google-cloud-functions>=1.16", "google-cloud-run>=0.10", "google-auth>=2.20", "requests>=2.31"],
-    "azure": ["azure-identity>=1.15", "requests>=2.31"],
-    "kaggle": ["kaggle>=1.6", "six>=1.16"],
+    "azure": ["azure-identity>=1.15", "azure-mgmt-web>=10", "azure-mgmt-storage>=21", "azure-mgmt-resource>=23",
+              "requests>=2.31"],
+    "kaggle": ["kaggle>=2.2", "kagglesdk>=0.1.30", "six>=1.16"],
     "plot": ["matplotlib>=3.7"],
     "examples": ["scikit-learn>=1.3", "numpy>=1.24"],
 }

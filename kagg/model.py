@@ -191,6 +191,13 @@ class DeployOptions:
     arch: Optional[str] = None
     bucket: Optional[str] = None
     startup_timeout: Optional[float] = None  # local: seconds to wait for a cold start (default 120)
+    project: Optional[str] = None  # gcp: the Google Cloud project (default: the credentials' project)
+    service_account: Optional[str] = None  # gcp: the service account the function runs as
+    impersonate: Optional[str] = None  # gcp: service account to impersonate for calls and ID tokens
+    min_instances: Optional[int] = None  # gcp: instances kept warm
+    max_instances: Optional[int] = None  # gcp, azure: the most instances at once
+    subscription: Optional[str] = None  # azure: subscription id (default: the credential's only one)
+    resource_group: Optional[str] = None  # azure: resource group (default: derived from the name)
     #: globs (relative to the notebook's folder) of more files to package, and of files to leave out
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)

@@ -47,6 +47,21 @@ def _cloud_hygiene(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
     monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(home / "gcloud"))  # no user ADC from ~/.config/gcloud
+    for var in ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(home / "azure"))
+    for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID",
+                "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_USERNAME", "AZURE_PASSWORD", "IDENTITY_ENDPOINT",
+                "MSI_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    # every API base URL kagg knows points at a closed port unless a test starts a stand-in
+    dead = "http://127.0.0.1:9"
+    monkeypatch.setenv("KAGG_KAGGLE_API_URL", dead)
+    monkeypatch.setenv("KAGG_GCP_API_URL", dead)
+    monkeypatch.setenv("KAGG_AZURE_ARM_URL", dead)
+    monkeypatch.setenv("KAGG_AZURE_SCM_URL", dead)
+    monkeypatch.setenv("KAGG_AZURE_SITE_URL", dead)
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(home / "kaggle"))
     monkeypatch.delenv("KAGGLE_API_TOKEN", raising=False)
     monkeypatch.delenv("KAGGLE_USERNAME", raising=False)

@@ -63,6 +63,15 @@ def _check_options_apply(provider: str, options: Any) -> None:
 @click.option("--runtime", help="aws: python3.12 or python3.13.")
 @click.option("--arch", help="aws: x86_64 or arm64.")
 @click.option("--bucket", help="aws: S3 bucket for artifacts over 50 MB.")
+@click.option("--project", help="gcp: Google Cloud project (default: the credentials' project).")
+@click.option("--service-account", metavar="EMAIL", help="gcp: service account the function runs as.")
+@click.option("--impersonate", metavar="EMAIL",
+              help="gcp: impersonate this service account for the deploy's calls and for signing invokes.")
+@click.option("--min-instances", type=int, help="gcp: instances kept warm (default 0).")
+@click.option("--max-instances", type=int, help="gcp, azure: the most instances at once.")
+@click.option("--subscription", metavar="ID", help="azure: subscription (default: the credential's only one).")
+@click.option("--resource-group", metavar="NAME", help="azure: resource group (default: derived from the name).")
+@click.option("--location", "location", metavar="NAME", help="azure: Azure location (the same as --region).")
 @click.option("--startup-timeout", "startup_text", metavar="DURATION",
               help="local: how long to wait for the notebook's cold start: 120, 120s, 5m (default 2m).")
 @click.option("--venv", is_flag=True, help="local: serve from a virtual environment made from the requirements.")
@@ -82,6 +91,10 @@ def deploy(ctx: click.Context, notebook: str, env_pairs: tuple[str, ...], timeou
     from kagg.output import print_json, progress, warn
 
     name = chosen_provider(kwargs)
+    location = kwargs.pop("location", None)
+    if location and kwargs.get("region") and location != kwargs["region"]:
+        raise BadInput(f"--location {location} and --region {kwargs['region']} disagree; give one of them")
+    kwargs["region"] = kwargs.get("region") or location
     timeout = int(parse_seconds(timeout_text, "--timeout", whole=True)) if timeout_text is not None else None
     startup = parse_seconds(startup_text, "--startup-timeout") if startup_text is not None else None
     include, exclude, max_data_size = data_file_values(kwargs)
