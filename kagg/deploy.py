@@ -128,13 +128,16 @@ def deploy(source: str, provider_name: str = "local", options: Optional[DeployOp
     return deploy_prepared(prepared, registry, progress)
 
 
-def deploy_prepared(prepared: Prepared, registry: Registry, progress: Progress = _quiet) -> DeployResult:
+def deploy_prepared(prepared: Prepared, registry: Registry, progress: Progress = _quiet,
+                    before_apply: Callable[[], None] = lambda: None) -> DeployResult:
     """The building and changing half of :func:`deploy`, for callers that already ran :func:`prepare`.
 
     Plan, apply and the registry write happen under the name's lock, against the entry as it is
     then (another kagg may have changed it since :func:`prepare`). The entry is written
     ``pending`` before the first mutating call and completed after the last, so a run killed at
     any moment leaves nothing the registry cannot name (docs/architecture.md, "Registry").
+    ``before_apply`` runs between the two: a batch waits there for a free slot, so building and
+    planning overlap other items' deploys; if it raises (Ctrl-C), the entry is put back as it was.
     """
     provider, function = prepared.provider, prepared.function
     provider.progress = progress
@@ -159,6 +162,11 @@ def deploy_prepared(prepared: Prepared, registry: Registry, progress: Progress =
             return result
         progress(f"deploying {prepared.name} to {provider.name}")
         registry.put(_pending_entry(provider, plan, current, options.owner))
+        try:
+            before_apply()
+        except BaseException:  # nothing was called: the entry goes back to what it was
+            _put_back(registry, prepared.name, current)
+            raise
         try:
             endpoint = provider.apply(plan)
         except OperationFailed as exc:
@@ -199,10 +207,15 @@ def _record_failure(registry: Registry, name: str, current: Optional[Endpoint], 
     if exc.endpoint is not None:
         registry.put(exc.endpoint)
     elif exc.nothing_left:
-        if current is None:
-            registry.discard(name)
-        else:
-            registry.put(current)
+        _put_back(registry, name, current)
+
+
+def _put_back(registry: Registry, name: str, current: Optional[Endpoint]) -> None:
+    """Nothing was created: the entry becomes what it was before the pending one (or goes)."""
+    if current is None:
+        registry.discard(name)
+    else:
+        registry.put(current)
 
 
 def delete(name: str, registry: Optional[Registry] = None,

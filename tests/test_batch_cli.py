@@ -314,6 +314,33 @@ def test_sigint_finishes_in_flight_items_keeps_state_and_resumes(work, registry_
     assert sorted(registered(registry_path)) == [f"t-{i}" for i in range(6)]
 
 
+def test_the_next_items_are_prepared_while_the_slots_deploy_and_ctrl_c_undoes_them(work, registry_path):
+    """With both slots deploying, the next two items are built, planned and written ``pending``
+    (waiting for a slot, not deploying); Ctrl-C ends them "not run" and takes their entries back."""
+    folder, env = work
+    lst = flaky_list(folder, 6, provider="slow")
+    gate = folder / "gate"
+    env.update(KAGG_TEST_GATE=str(gate))
+    run = _Running(folder, env, str(lst), "--parallel", "2", "--report", "rep.json")
+    run.wait_for_applies(2)
+    def prepared_ahead() -> list[str]:
+        names = [n for n, e in registered(registry_path).items() if e["status"] == "pending"
+                 and n not in {a[0] for a in applied(folder)}]
+        return names if len(names) >= 2 else []
+
+    ahead = wait_until(prepared_ahead, what="two items prepared ahead")
+    assert len(ahead) == 2 and len(applied(folder)) == 2  # prepared, yet not deploying: no slot
+    run.proc.send_signal(signal.SIGINT)
+    run.wait_for_line("interrupted: finishing the items in progress")
+    gate.touch()
+    out, err = run.finish()
+    assert run.proc.returncode == 130, err
+    status = _consistent(folder, registry_path, json.loads((folder / "rep.json").read_text()))
+    assert all(status[n] == "not run" for n in ahead)
+    assert not set(ahead) & set(registered(registry_path))  # nothing was made for them: no entry left
+    assert max(f for _, _, f in applied(folder)) == 2
+
+
 def test_second_sigint_abandons_in_flight_items(work, registry_path):
     folder, env = work
     lst = flaky_list(folder, 4, provider="slow")
@@ -322,6 +349,7 @@ def test_second_sigint_abandons_in_flight_items(work, registry_path):
     run.wait_for_applies(2)
     run.proc.send_signal(signal.SIGINT)
     run.wait_for_line("interrupted: finishing the items in progress")  # the first one was handled
+    run.wait_for_line("[2/4] not run")  # the two prepared ahead gave up their wait for a slot
     run.proc.send_signal(signal.SIGINT)
     out, err = run.finish()  # it can exit only by abandoning the two deploys
     assert run.proc.returncode == 130, err

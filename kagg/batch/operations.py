@@ -9,6 +9,7 @@ work and may be retried. Deploy is exactly ``kagg.deploy.prepare`` then
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +34,19 @@ class Context:
     out_dir: Optional[Path] = None
     force: bool = False
     allow_secrets: bool = False
+    #: per worker thread: what :meth:`wait_for_slot` calls (set by the runner around each job)
+    _slot: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+
+    def wait_for_slot(self) -> None:
+        """Block until this thread's job may make its first mutating call (one of ``--parallel``
+        slots, and one of its provider's). The runner decides; outside a runner it returns at once."""
+        wait = getattr(self._slot, "wait", None)
+        if wait is not None:
+            wait()
+
+    def slot_waiter(self, wait: Optional[Callable[[], None]]) -> None:
+        """What :meth:`wait_for_slot` calls in this thread (None: nothing)."""
+        self._slot.wait = wait
 
 
 @dataclass
@@ -84,6 +98,10 @@ class Operation(ABC):
     #: ``check`` is CPU work (loading, scanning, converting notebooks): a long list is checked in
     #: worker processes (kagg.batch.session), so the job must survive pickling (see ``portable``)
     heavy_check = False
+    #: ``run`` calls ``ctx.wait_for_slot()`` itself, just before its first mutating call, so that its
+    #: local work and read-only calls overlap the slots' cloud work; otherwise a job waits for its
+    #: slot before ``run`` starts
+    waits_for_slot = False
 
     @abstractmethod
     def check(self, item: BatchItem, ctx: Context) -> Job:
@@ -105,6 +123,7 @@ class Operation(ABC):
 class Deploy(Operation):
     name = "deploy"
     heavy_check = True
+    waits_for_slot = True  # building and planning need no slot: only the provider's apply does
 
     def _prepare(self, item: BatchItem, ctx: Context):
         from kagg.deploy import prepare
@@ -136,7 +155,7 @@ class Deploy(Operation):
 
         # a retry re-checks: a failed attempt may have changed what is deployed
         prepared = job.checked if attempt == 1 and job.checked is not None else self._prepare(job.item, ctx)
-        result = deploy_prepared(prepared, ctx.registry, step)
+        result = deploy_prepared(prepared, ctx.registry, step, before_apply=ctx.wait_for_slot)
         url = result.endpoint.url if result.endpoint else None
         if result.status == "skipped":
             return Outcome("skipped", "unchanged", url, notes=result.notes)

@@ -1,13 +1,18 @@
 """Run the jobs of a batch: a thread pool, per-provider caps, retries, fail-fast and Ctrl-C.
 
-The main thread schedules: it submits a job only when a global slot and a
-slot of the job's provider are free, so a provider capped at 2 never ties up
-threads that other providers could use. A job gives its slot back as soon as
-the provider's work is done and only its registry write remains (see
-kagg.batch.commit), so the next job's cloud calls overlap that write. Workers only run jobs and put events
-on a queue; the main thread turns them into progress and state, so display
-and state need no locks. The first SIGINT stops scheduling and lets in-flight
-jobs finish; the second abandons them.
+``--parallel N`` is N slots (and a provider's cap, its own slots): at most N
+jobs make cloud calls at once. A job takes its slot from :class:`Slots`
+itself; a deploy only right before the provider's apply (after building,
+planning and writing its pending entry), so that work of the next N jobs
+overlaps the N deploys in flight instead of following them. The main thread
+keeps N such jobs started ahead, never more than twice a provider's cap for
+one provider, so a provider capped at 2 never ties up threads that others
+could use. A job gives its slot back as soon as the provider's work is done
+and only its registry write remains (see kagg.batch.commit). Workers only run
+jobs and put events on a queue; the main thread turns them into progress and
+state, so display and state need no locks. The first SIGINT stops scheduling
+(jobs still waiting for a slot end "not run") and lets in-flight jobs finish;
+the second abandons them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, Callable, Optional
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from kagg.batch.operations import Context, Job, Operation
+from kagg.batch.slots import Slots, Stopped
 from kagg.errors import TRANSIENT_CODES, BadInput, KaggError
 
 
@@ -116,8 +122,12 @@ class RunOutcome:
     aborted: bool = False  # a second Ctrl-C: in-flight jobs were abandoned
 
 
-class _Stopped(Exception):
-    """Raised out of a backoff sleep when the batch is stopping."""
+def _start_threads(pool: ThreadPoolExecutor, count: int) -> None:
+    """Start ``count`` of the pool's threads now. The pool starts one per ``submit`` otherwise, and
+    ``Thread.start`` waits for the new thread, which runs its job first: submitting the first N jobs
+    would take N jobs' worth of their work before the last of them started."""
+    for future in [pool.submit(lambda: None) for _ in range(count)]:
+        future.result()
 
 
 class Runner:
@@ -139,6 +149,8 @@ class Runner:
         self._attempts: dict[int, int] = {}
         self._wake = threading.Event()  # a job finished or gave its slot back
         self._released: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+        self.slots = Slots(options, self.stopping, on_take=self._wake.set)
+        self._stop_lock = threading.Lock()
 
     # -- signals --------------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -149,9 +161,18 @@ class Runner:
         if not self.interrupted:
             self.interrupted = True
             self.stopping.set()
+            self._wake.set()  # the main loop tells the jobs waiting for a slot
             self._notices.put("interrupted: finishing the items in progress (Ctrl-C again to abort them)")
         else:
             self.aborting.set()
+
+    def _fail_fast(self, result: ItemResult) -> None:
+        """``--fail-fast``: the first failure stops the batch, before its slot is given back."""
+        with self._stop_lock:
+            if not self.stopping.is_set():
+                self.stopping.set()
+                self._notices.put(f"--fail-fast: {result.name} failed; not starting the other items")
+                self._wake.set()
 
     def _install_sigint(self) -> tuple[bool, Any]:
         """Take over SIGINT for the run; only the main thread can (a library caller may not be it)."""
@@ -162,7 +183,7 @@ class Runner:
     # -- one job -------------------------------------------------------------------------------
     def _sleep(self, seconds: float) -> None:
         if self.stopping.wait(seconds):
-            raise _Stopped()
+            raise Stopped()
 
     def _run_job(self, job: Job) -> ItemResult:
         result = ItemResult.for_job(job)
@@ -171,9 +192,17 @@ class Runner:
         released: list[bool] = []
         registry = self.ctx.registry
 
+        index, provider = job.item.index, job.item.provider
+        took: list[bool] = []
+
+        def acquire() -> None:
+            self.slots.acquire(index, provider, on_wait=lambda: step("waiting for a free slot"))
+            took.append(True)
+
         def release() -> None:  # the provider is done; only the registry write remains
             released.append(True)
-            self._released.put(job.item.index)
+            self.slots.release(index)
+            self._released.put(index)
             self._wake.set()
 
         def should_retry(exc: BaseException) -> bool:  # never again without a slot
@@ -194,9 +223,14 @@ class Runner:
                                          jitter=self.options.backoff),
             retry=retry_if_exception(should_retry), sleep=self._sleep,
             before_sleep=before_sleep, reraise=True)
-        if hasattr(registry, "on_put"):
+        if hasattr(registry, "on_put") and not self.options.fail_fast:
+            # with --fail-fast the slot waits for the outcome: a failure must stop the batch
+            # before a job waiting for that slot can start
             registry.on_put(release)
+        self.ctx.slot_waiter(acquire)
         try:
+            if not self.operation.waits_for_slot:
+                acquire()
             for attempt in retrying:
                 with attempt:
                     result.attempts = attempt.retry_state.attempt_number
@@ -204,15 +238,25 @@ class Runner:
                     outcome = self.operation.run(job, self.ctx, result.attempts, step)
             result.status, result.detail, result.url = outcome.status, outcome.detail, outcome.url
             result.output, result.notes = outcome.output, outcome.notes
-        except _Stopped:
-            result.status, result.detail = "failed", "interrupted"
-            result.error = f"interrupted before retrying: {one_line(last_error[0])}" if last_error else "interrupted"
+        except Stopped:
+            if not took:  # it never had a slot: nothing was changed
+                result.status, result.detail = "not run", "interrupted before it started"
+            else:
+                result.status, result.detail = "failed", "interrupted"
+                result.error = (f"interrupted before retrying: {one_line(last_error[0])}" if last_error
+                                else "interrupted")
         except BaseException as exc:  # noqa: BLE001 - every failure of an item is reported, not raised
             result.status, result.error = "failed", one_line(exc)
             result.detail = "transient" if is_transient(exc) else ""
+            if self.options.fail_fast:
+                self._fail_fast(result)
         finally:
+            self.ctx.slot_waiter(None)
             if hasattr(registry, "on_put"):
                 registry.on_put(None)
+            if self.slots.release(index):  # ended without the final registry write (failed, skipped)
+                self._released.put(index)
+                self._wake.set()
         result.seconds = round(time.monotonic() - started, 3)
         return result
 
@@ -228,26 +272,28 @@ class Runner:
             skipped = results[job.item.index] = ItemResult.for_job(job)
             skipped.status, skipped.detail = "skipped", job.skip
         running: dict[Future, Job] = {}
-        holding: set[int] = set()  # indices of the jobs that hold a slot
+        active: set[int] = set()  # indices of the started jobs that hold a slot or wait for one
         per_provider: Counter[str] = Counter()
 
         def ordered() -> list[ItemResult]:
             return [results[i] for i in sorted(results)]
 
         def free(job: Job) -> None:
-            if job.item.index in holding:
-                holding.discard(job.item.index)
+            if job.item.index in active:
+                active.discard(job.item.index)
                 per_provider[job.item.provider] -= 1
 
         for result in ordered():
             self.on_event(Event("done", result.index, result.attempts, result=result))
         installed, previous_handler = self._install_sigint()
-        # threads beyond the slots: jobs that gave their slot back may still wait for their registry write
-        pool = ThreadPoolExecutor(max_workers=2 * max(1, self.options.parallel), thread_name_prefix="kagg-batch")
+        # threads beyond the slots: N jobs started ahead, and jobs that gave their slot back may still
+        # wait for their registry write
+        pool = ThreadPoolExecutor(max_workers=3 * max(1, self.options.parallel), thread_name_prefix="kagg-batch")
         by_index = {job.item.index: job for job in pending}
         last_change = 0.0
         try:
-            self._submit(pool, pending, running, holding, per_provider)
+            _start_threads(pool, min(len(pending), self.options.parallel))
+            self._submit(pool, pending, running, active, per_provider)
             while running and not self.aborting.is_set():
                 self._wake.wait(0.2)
                 self._wake.clear()
@@ -260,11 +306,10 @@ class Runner:
                     result = future.result()
                     results[job.item.index] = result
                     finished_now.append(result)
-                    if result.status == "failed" and self.options.fail_fast and not self.stopping.is_set():
-                        self.stopping.set()
-                        self._notices.put(f"--fail-fast: {result.name} failed; not starting the other items")
-                if not self.stopping.is_set():  # refill the free slots first: display and state can wait
-                    self._submit(pool, pending, running, holding, per_provider)
+                if not self.stopping.is_set():  # refill first: display and state can wait
+                    self._submit(pool, pending, running, active, per_provider)
+                else:
+                    self.slots.wake()  # jobs waiting for a slot end now, "not run"
                 self._drain()
                 for result in finished_now:
                     self.on_event(Event("done", result.index, result.attempts, result=result))
@@ -288,18 +333,25 @@ class Runner:
             results[job.item.index] = self._placeholder(job)
         return RunOutcome(ordered(), interrupted=self.interrupted, aborted=self.aborting.is_set())
 
-    def _submit(self, pool: ThreadPoolExecutor, pending: deque, running: dict, holding: set,
+    def _submit(self, pool: ThreadPoolExecutor, pending: deque, running: dict, active: set,
                 per_provider: Counter) -> None:
-        """Start the first pending jobs whose provider has a free slot, while global slots remain."""
+        """Start the first pending jobs that may go now. A job goes when a slot would be free for
+        it, or, once its provider's slots (or all) are held, as one of at most N started ahead
+        to do their local work while the slots' work runs. Jobs started ahead wait for the slots
+        to fill, so they do not slow down the jobs that will take the slots first (the GIL)."""
+        held, held_by = self.slots.held()
         skipped: list[Job] = []
-        while pending and len(holding) < self.options.parallel:
+        while pending and len(active) < 2 * self.options.parallel:
             job = pending.popleft()
-            provider = job.item.provider
-            if per_provider[provider] >= self.options.cap(provider):
+            provider, cap = job.item.provider, self.options.cap(provider=job.item.provider)
+            ahead, ahead_p = len(active) - held, per_provider[provider] - held_by[provider]
+            may_take = len(active) < self.options.parallel and per_provider[provider] < cap
+            full = held >= self.options.parallel or held_by[provider] >= cap
+            if not (may_take or (full and ahead < self.options.parallel and ahead_p < cap)):
                 skipped.append(job)
                 continue
             per_provider[provider] += 1
-            holding.add(job.item.index)
+            active.add(job.item.index)
             future = pool.submit(self._run_job, job)
             future.add_done_callback(lambda f: self._wake.set())
             running[future] = job

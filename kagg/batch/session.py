@@ -315,8 +315,10 @@ def _execute(request: BatchRequest, source: str, state: BatchState, operation: O
         out.update({r.key: _record(r) for r in results if r.key not in keep})
         return out
 
-    # the previous run's state goes now, so a run killed before its first item ends is not mistaken for it
-    state.save(records(list(finished.values()) + [ItemResult.for_job(job) for job in jobs]), finished=False)
+    # the previous run's state goes now, so a run killed before its first item ends is not mistaken
+    # for it; the items of this run are recorded as they start (their records would only say "not
+    # run", and writing 200 of them would hold up the first deploys)
+    state.save(records(list(finished.values())), finished=False)
     display = display_for(jobs)
     saver = _StateWriter(state)
     runner = Runner(operation, ctx, request.run, on_event=display.event,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import os
 import posixpath
 import re
@@ -271,20 +272,37 @@ def named_paths(trees: Sequence[ast.AST]) -> dict[str, bool]:
     return found
 
 
+@functools.lru_cache(maxsize=64)
+def _entry_finder(folder: str, changed_ns: int) -> Optional[re.Pattern]:
+    """A pattern that finds any entry of ``folder`` (as it was at ``changed_ns``) in a text; None
+    when the folder is empty or unreadable. Cached: a batch converts hundreds of notebooks from one
+    folder, and listing it and testing every entry for each of them cost a third of the check."""
+    try:
+        entries = [e for e in os.listdir(folder) if e not in SKIPPED_PARTS]
+    except OSError:
+        return None
+    if not entries:
+        return None
+    if len(entries) > 5000:  # a huge folder: walk the code rather than build a huge pattern
+        return re.compile("")
+    return re.compile("|".join(re.escape(e) for e in sorted(entries, key=len, reverse=True)))
+
+
 def _may_name_any(folder: Path, texts: Optional[Sequence[str]]) -> bool:
     """Whether the code (``texts``, None: unknown) can name anything in ``folder``: a path the code
     names starts with one of the folder's entries, written out somewhere in it (or it globs).
     Walking the code's trees costs a tenth of a conversion; most notebooks' folders hold nothing
     the code mentions, and then they are not walked."""
     try:
-        entries = [e for e in os.listdir(folder) if e not in SKIPPED_PARTS]
+        changed = os.stat(folder).st_mtime_ns  # an entry added or removed changes the folder's mtime
     except OSError:
         return False
-    if not entries:
+    finder = _entry_finder(str(folder), changed)
+    if finder is None:
         return False
-    if texts is None or len(entries) > 5000:
+    if texts is None:
         return True
-    return any("glob" in text or any(e in text for e in entries) for text in texts)
+    return any("glob" in text or finder.search(text) for text in texts)
 
 
 def data_refs(trees: Sequence[ast.AST], folder: Optional[Path], texts: Optional[Sequence[str]] = None) -> list[str]:
