@@ -163,6 +163,16 @@ def test_secret_in_a_shipped_module_refused(tmp_path):
         build_kernel(nb, req())
 
 
+def test_secret_passed_as_a_parameter_refused(tmp_path):
+    token = "ghp_" + "".join(random.choices(string.ascii_letters + string.digits, k=36))
+    nb = write(tmp_path / "nb.ipynb", ("token = ''\nn = 1", ["parameters"]), "print(n)")
+    with pytest.raises(BadInput) as err:
+        build_kernel(nb, req(parameters={"n": "2", "token": token}))
+    assert str(err.value).startswith("the value of parameter 'token' looks like a GitHub token: ghp_***")
+    assert token not in str(err.value) and "Kaggle Secrets" in str(err.value)
+    assert build_kernel(nb, req(parameters={"token": token}, allow_secrets=True)).parameters == {"token": token}
+
+
 @pytest.mark.parametrize("kw, message", [
     (dict(accelerator="NvidiaTeslaT5"), "unknown accelerator 'NvidiaTeslaT5' (did you mean NvidiaTeslaT4?); "
                                         "Kaggle accepts NvidiaTeslaT4"),

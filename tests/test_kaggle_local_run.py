@@ -179,11 +179,35 @@ def test_failing_cell_without_ipython_driver(tmp_path, monkeypatch):
 
 
 def test_timeout_stops_the_kernel(tmp_path):
-    nb = write(tmp_path / "nb.ipynb", "print('sleeping', flush=True)", "import time\ntime.sleep(60)")
-    result = run_locally(build_kernel(nb, req("sleepy-one1")), tmp_path / "root", timeout_s=3)
-    assert result.returncode == TIMED_OUT and "ran past the 3 s timeout" in result.log
+    nb = write(tmp_path / "nb.ipynb", "print('sleeping', flush=True)", "import time\ntime.sleep(300)")
+    result = run_locally(build_kernel(nb, req("sleepy-one1")), tmp_path / "root", timeout_s=10)
+    assert result.returncode == TIMED_OUT and "ran past the 10 s timeout" in result.log
     assert result.result.status == "running"  # killed: the manifest says so, and has no end marker
     assert END_MARKER not in result.log
+
+
+def test_checkpoints_of_a_killed_run_resume(tmp_path):
+    """A session that hits Kaggle's time limit writes no end manifest, but kagg_checkpoint_dir() wrote the
+    checkpoint metadata as soon as the folder was asked for: the next run resumes from it."""
+    train = ("ckpt = kagg_checkpoint_dir() / 'step.txt'\n"
+             "step = int(ckpt.read_text()) if ckpt.exists() else 0\n"
+             "print('starting at step', step, flush=True)\n"
+             "import time\n"
+             "while step < target:\n"
+             "    step += 1\n"
+             "    ckpt.write_text(str(step))\n"
+             "    print('step', step, flush=True)\n"
+             "    if step == 2 and not slow_done:\n"
+             "        time.sleep(300)\n")
+    nb = write(tmp_path / "nb.ipynb", ("target = 4\nslow_done = False\n# kagg: compat target", ["parameters"]),
+               (train, ["train"]))
+    killed = run_locally(build_kernel(nb, req("steps-one1")), tmp_path / "one", timeout_s=20)
+    assert killed.returncode == TIMED_OUT and "step 2" in killed.log and killed.result.status == "running"
+    again = run(nb, tmp_path / "two", "steps-two2", sources={"steps-one1": killed.working},
+                resume_from="alice/steps-one1", parameters={"slow_done": "true"})
+    assert again.returncode == 0, again.log
+    assert again.result.checkpoint["decision"] == "used" and "starting at step 2" in again.log
+    assert "step 4" in again.log
 
 
 def test_same_kernel_runs_under_papermill(first, tmp_path):

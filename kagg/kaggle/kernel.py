@@ -99,6 +99,8 @@ def build_kernel(notebook: Union[str, Path, LoadedNotebook], request: KernelRequ
     declared = parameters_cell(pcell.source, pcell.number) if pcell else []
     injected, effective = resolve(declared, dict(request.parameters or {}), loaded.filename,
                                   pcell.number if pcell else None)
+    if injected and not request.allow_secrets:
+        _check_values(injected)
     compat = compat_keys(pcell.source if pcell else None, [p.name for p in declared], pcell.number if pcell else None)
     modules = _modules(loaded, selection, notes, request.allow_secrets)
     archive = build_archive(modules, loaded.filename)
@@ -116,6 +118,17 @@ def build_kernel(notebook: Union[str, Path, LoadedNotebook], request: KernelRequ
     return KernelBundle(notebook=nb, metadata=_metadata(request, machine), code_hash=code_hash,
                         parameters=injected, notes=notes, effective=effective, compat=compat,
                         modules=archive.files)
+
+
+def _check_values(injected: dict) -> None:
+    """A credential passed with -p would be written into the kernel's source, stored on Kaggle."""
+    from kagg.notebook.secret_rules import scan_text
+
+    for finding in scan_text(kn.injected_source(injected), "code"):
+        name = list(injected)[finding.line - 2] if 2 <= finding.line < len(injected) + 2 else "a parameter"
+        raise BadInput(f"the value of parameter {name!r} looks like a {finding.description}: {finding.redacted}; "
+                       "it would be stored in the kernel's source on Kaggle: read it from Kaggle Secrets "
+                       "(kaggle_secrets.UserSecretsClient) instead, or pass --allow-secrets")
 
 
 def _check_request(request: KernelRequest) -> None:
