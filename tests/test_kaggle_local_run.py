@@ -89,7 +89,7 @@ def first(tmp_path_factory):
 
 def test_completes_with_outputs_and_manifest(first):
     nb, done = first
-    assert done.returncode == 0, done.log
+    assert done.returncode == 0 and done.ok, done.log
     log = done.log
     assert log.index(START_MARKER) < log.index("epoch 1 accuracy") < log.index("epoch 2 accuracy") < log.index(END_MARKER)
     result = done.result
@@ -160,7 +160,7 @@ def test_resume_from_a_job_without_checkpoints(tmp_path):
 def test_failing_cell_gives_error_manifest(tmp_path):
     nb = training_notebook(tmp_path / "nb", extra=("raise ValueError('bad shape (3, 4)')", "print('never here')"))
     failed = run(nb, tmp_path / "root", "train-bad1")
-    assert failed.returncode == 1
+    assert failed.returncode == 1 and not failed.ok
     assert "ValueError: bad shape (3, 4)" in failed.log and "never here" not in failed.log
     assert f"{FAILED_MARKER} cell 6: ValueError: bad shape (3, 4)" in failed.log and END_MARKER not in failed.log
     result = failed.result

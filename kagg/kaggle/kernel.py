@@ -27,7 +27,7 @@ from kagg.notebook.loading import LoadedNotebook, load_notebook
 from kagg.notebook.parameters import parameters_cell
 
 METADATA_FILE = "kernel-metadata.json"
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,48}[a-z0-9])$")
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,98}[a-z0-9])$")
 _REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
@@ -135,7 +135,7 @@ def _check_request(request: KernelRequest) -> None:
     if not request.owner or not re.match(r"^[A-Za-z0-9][\w-]*$", request.owner):
         raise BadInput(f"invalid Kaggle user name {request.owner!r}; check your Kaggle credentials")
     if not _SLUG.match(request.slug or ""):
-        raise BadInput(f"invalid kernel slug {request.slug!r}: use 3-50 lower-case letters, digits and dashes")
+        raise BadInput(f"invalid kernel slug {request.slug!r}: use 3-100 lower-case letters, digits and dashes")
     if len((request.title or "").strip()) < 5:
         raise BadInput(f"the kernel title {request.title!r} is too short: Kaggle needs at least 5 characters")
     for ref in [*request.datasets, *([request.resume_from] if request.resume_from else [])]:
