@@ -84,17 +84,19 @@ def test_corpus_notebook_builds_or_is_refused(name):
 
 
 def test_handler_notebook_with_train_cells_builds(tmp_path):
-    """38 serves a handler; tagging its other cells `train` sends those to Kaggle, not the handler."""
+    """38 serves a handler (cell 6); tagging cells 2-5 `train` sends those and the untagged setup to Kaggle,
+    not the handler nor cell 7, which calls it."""
     (name,) = [n for n in NOTEBOOKS if n.startswith("38-")]
     nb = json.loads((CORPUS / name).read_text())
     for number, cell in enumerate(nb["cells"], start=1):
-        if cell["cell_type"] == "code" and number != 6:
+        if number in (2, 3, 4, 5):
             cell.setdefault("metadata", {}).setdefault("tags", []).append("train")
     (tmp_path / name).write_text(json.dumps(nb))
     assert outcome(str(tmp_path / name)) == "kernel"
     sources = [c["source"] for c in build_kernel(str(tmp_path / name), request()).notebook["cells"]]
-    handler = "".join(load_notebook(str(CORPUS / name)).nb["cells"][5]["source"])
-    assert handler not in sources
+    cells = load_notebook(str(CORPUS / name)).nb["cells"]
+    assert "".join(cells[5]["source"]) not in sources and "".join(cells[6]["source"]) not in sources
+    assert "".join(cells[1]["source"]) in sources and "".join(cells[7]["source"]) in sources
 
 
 def test_secrets_notebook_builds_when_allowed():

@@ -57,6 +57,19 @@ def test_handler_mode_sends_setup_and_train_not_the_handler(tmp_path):
     assert any("cell 2 (the handler) is left out" in n for n in bundle.notes)
 
 
+def test_cells_calling_the_handler_stay_home_unless_training_needs_it(tmp_path):
+    nb = write(tmp_path / "nb.ipynb", "import json", "def handler(x):\n    return x", "print(handler(1))",
+               ("print('training')", ["train"]))
+    bundle = build_kernel(nb, req())
+    assert user_sources(bundle) == ["import json", "print('training')"]
+    assert any("cell 2 (the handler) is left out; so is cell 3, which calls it" in n for n in bundle.notes)
+    nb = write(tmp_path / "nb.ipynb", "import json", "def handler(x):\n    return x",
+               ("score = handler(1)", ["train"]))
+    bundle = build_kernel(nb, req())
+    assert user_sources(bundle) == ["import json", "def handler(x):\n    return x", "score = handler(1)"]
+    assert any("cell 2 (the handler) is kept because `train` cell 3 calls `handler`" in n for n in bundle.notes)
+
+
 def test_handler_without_train_cells_is_refused(tmp_path):
     nb = write(tmp_path / "nb.ipynb", "import json", "def handler(x):\n    return x")
     with pytest.raises(BadInput, match=r"serves `handler` \(cell 2\) and has no cell tagged `train`"):
@@ -314,3 +327,17 @@ def test_builder_imports_no_kaggle_sdk():
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_checkpoint_decision_lines_for_the_summary():
+    from kagg.kaggle.checkpoints import describe
+
+    assert describe({"decision": "ignored", "source": "alice/t-1", "reason": "lr 0.01 ≠ 0.001"}) == \
+        "checkpoint of alice/t-1 ignored: lr 0.01 ≠ 0.001; pass --force-resume to use it anyway"
+    assert describe({"decision": "used", "source": "alice/t-1", "files": 2}) == \
+        "resumed from the checkpoints of alice/t-1 (2 files)"
+    assert describe({"decision": "forced", "source": "alice/t-1", "reason": "used despite: lr 1 ≠ 2"}) == \
+        "checkpoint of alice/t-1 used because of --force-resume; used despite: lr 1 ≠ 2"
+    assert describe({"decision": "none", "source": "alice/t-1", "reason": "alice/t-1 left no checkpoints"}) == \
+        "no checkpoint resumed from alice/t-1: alice/t-1 left no checkpoints"
+    assert describe({"decision": "none", "source": None, "reason": None}) is None
