@@ -55,7 +55,7 @@ class Seen:
     query: str
     mutating: bool
     status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
 
     @property
@@ -188,7 +188,8 @@ class GoogleStandIn:
         path, query = parts.path, parts.query
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         action, mutating = self._classify(h.command, path)
-        seen = Seen(action, h.command, path, query, mutating, headers=dict(h.headers), body=body)
+        seen = Seen(action, h.command, path, query, mutating, headers={k.lower(): v for k, v in h.headers.items()},
+                    body=body)
         with self.lock:
             self.log.append(seen)
         try:
