@@ -47,6 +47,9 @@ class Context:
     policy: RetryPolicy
     function_id: str
     progress: Callable[[str], None] = lambda message: None
+    #: set once Google accepted a call that changes the function or its access: from then on a
+    #: failure may have left something, before it nothing this deploy made remains
+    changed: bool = False
 
 
 def execute(calls: list[Call], ctx: Context, desired: dict[str, Any], read_zip: Callable[[], bytes],
@@ -62,13 +65,13 @@ def execute(calls: list[Call], ctx: Context, desired: dict[str, Any], read_zip: 
             desired["build_config"]["source"] = {"storage_source": upload(ctx, read_zip())}
         elif c.kind == "create":
             request = {"parent": s.parent, "function": functions_v2.Function(desired), "function_id": fid}
-            operation = call(ctx.clients.functions.create_function, ctx.policy, f"create function {fid}",
-                             project=s.project, request=request)
+            operation = changing(ctx, lambda: call(ctx.clients.functions.create_function, ctx.policy,
+                                                   f"create function {fid}", project=s.project, request=request))
         elif c.kind == "update":
             request = {"function": functions_v2.Function(desired),
                        "update_mask": field_mask_pb2.FieldMask(paths=c.mask)}
-            operation = call(ctx.clients.functions.update_function, ctx.policy, f"update function {fid}",
-                             project=s.project, request=request)
+            operation = changing(ctx, lambda: call(ctx.clients.functions.update_function, ctx.policy,
+                                                   f"update function {fid}", project=s.project, request=request))
         elif c.kind == "wait":
             found = wait(ctx, operation.operation, "deploy" if c.description.endswith("deployed") else "update")
             outcome.function = function_dict(found)
@@ -79,11 +82,24 @@ def execute(calls: list[Call], ctx: Context, desired: dict[str, Any], read_zip: 
             if not outcome.service:
                 raise OperationFailed(f"function {fid} has no Cloud Run service to change the access of; "
                                       f"see it in the Google Cloud console")
-            set_public(ctx, outcome.service, c.kind == "set_public")
+            changing(ctx, lambda: set_public(ctx, outcome.service, c.kind == "set_public"))
         else:
             raise ValueError(f"unknown step {c.kind!r}")
         log.info("gcp: %s done", c.action)
     return outcome
+
+
+def changing(ctx: Context, make: Callable[[], Any]) -> Any:
+    """Make a call that changes the function or its access. It counts as made unless Google refused
+    it outright (a permission, a disabled API, a bad value): a call whose answer was lost, or that
+    kept failing transiently, may have landed."""
+    before, ctx.changed = ctx.changed, True
+    try:
+        return make()
+    except GCPCallFailed as exc:
+        if not exc.transient:
+            ctx.changed = before
+        raise
 
 
 def upload(ctx: Context, data: bytes) -> dict[str, str]:

@@ -13,13 +13,13 @@ import re
 from dataclasses import asdict, replace
 from typing import Any, Iterator, Optional
 
-from kagg.errors import BadInput
+from kagg.errors import BadInput, DeployFailed
 from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Plan, utc_now
 from kagg.providers.base import OWNER_TAG, Provider
 from kagg.providers.gcp import clients, executor, planner, remote, settings, signing, teardown
 from kagg.providers.gcp.credentials import NO_PROJECT
 from kagg.providers.gcp.planner import ArtifactInfo, Call
-from kagg.providers.gcp.retry import RetryPolicy
+from kagg.providers.gcp.retry import GCPCallFailed, RetryPolicy
 from kagg.providers.gcp.settings import REGION_ENV, Settings
 
 #: what the artifact's requirements.txt gains when the notebook does not name it: GCF's Python
@@ -108,8 +108,15 @@ class GCPProvider(Provider):
         s = Settings(**data["settings"])
         ctx = executor.Context(self.clients(plan.options), s, RetryPolicy.from_extra(plan.options.extra or {}),
                                data["function_id"], self.progress)
-        outcome = executor.execute([Call(**spec) for spec in data["calls"]], ctx, data["desired"],
-                                   plan.artifact.path.read_bytes, executor.Outcome(data["uri"], data["service"]))
+        try:
+            outcome = executor.execute([Call(**spec) for spec in data["calls"]], ctx, data["desired"],
+                                       plan.artifact.path.read_bytes, executor.Outcome(data["uri"], data["service"]))
+        except GCPCallFailed as exc:
+            if ctx.changed:
+                raise  # the entry stays pending: a redeploy finishes the job, `kagg delete` cleans up
+            failed = DeployFailed(exc.message, nothing_left=True)  # Google changed nothing: the old entry stands
+            failed.transient = exc.transient  # type: ignore[attr-defined]
+            raise failed from exc
         if not outcome.uri or not outcome.service:
             found = remote.read_function(ctx.clients, s, data["function_id"], ctx.policy) or {}
             config = found.get("service_config") or {}
