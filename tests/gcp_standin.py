@@ -77,6 +77,8 @@ class Faults:
     #: the next create/update operation fails its build / its container health check
     build_failure: bool = False
     health_failure: bool = False
+    #: action -> how many times: acted on, then the connection is closed without an answer
+    lose_reply: dict[str, int] = field(default_factory=dict)
 
 
 def jwt_payload(token: str) -> dict:
@@ -197,6 +199,16 @@ class GoogleStandIn:
         except Exception as exc:  # noqa: BLE001 - a bug of the stand-in shows as a 500 with its message
             status, payload, headers = 500, _error(500, "INTERNAL", f"stand-in error: {exc!r}"), {}
         seen.status = status
+        with self.lock:
+            lose = self.faults.lose_reply.get(action, 0) > 0
+            if lose:
+                self.faults.lose_reply[action] -= 1
+        if lose:  # it happened, but the client never hears so
+            import socket
+
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            return
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         h.send_response(status)
         h.send_header("Content-Type", headers.pop("Content-Type", "application/json; charset=UTF-8"))

@@ -46,7 +46,7 @@ def load(impersonate: Optional[str] = None) -> Found:
     path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     try:
         if path:
-            credentials, project = google.auth.load_credentials_from_file(path, scopes=SCOPES)
+            credentials, project = from_file(path)
         else:
             credentials, project = google.auth.default(scopes=SCOPES)
     except auth_exc.DefaultCredentialsError as exc:
@@ -59,6 +59,40 @@ def load(impersonate: Optional[str] = None) -> Found:
     if impersonate:
         found = Found(impersonated(credentials, impersonate), project, "impersonated")
     return found
+
+
+def from_file(path: str) -> tuple[Any, Optional[str]]:
+    """A key file by its type (service account or a user's), so only those two kinds are loaded from
+    it directly; any other kind (external accounts) goes through google-auth's general loader."""
+    import json
+    import warnings
+
+    import google.auth
+    from google.auth import exceptions as auth_exc
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            info = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise auth_exc.DefaultCredentialsError(f"cannot read it as JSON: {exc}") from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind == "service_account":
+        from google.oauth2 import service_account
+
+        try:
+            return service_account.Credentials.from_service_account_info(info, scopes=SCOPES), info.get("project_id")
+        except (ValueError, KeyError) as exc:
+            raise auth_exc.DefaultCredentialsError(f"not a usable service account key: {exc}") from None
+    if kind == "authorized_user":
+        from google.oauth2 import credentials as user
+
+        try:
+            return user.Credentials.from_authorized_user_info(info, scopes=SCOPES), None
+        except ValueError as exc:
+            raise auth_exc.DefaultCredentialsError(f"not usable user credentials: {exc}") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return google.auth.load_credentials_from_file(path, scopes=SCOPES)
 
 
 def kind_of(credentials: Any) -> str:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 from kagg.errors import OperationFailed
 from kagg.providers.gcp.failures import operation_failure
-from kagg.providers.gcp.planner import Call
+from kagg.providers.gcp.planner import FAILED, Call
 from kagg.providers.gcp.remote import EVERYONE, INVOKER, function_dict
 from kagg.providers.gcp.retry import GCPCallFailed, RetryPolicy, call
 from kagg.providers.gcp.settings import Settings
@@ -27,6 +27,7 @@ from kagg.providers.gcp.settings import Settings
 log = logging.getLogger("kagg.gcp")
 #: how often a signed upload URL that answers 403 is tried again (IAM propagation, per gcloud)
 UPLOAD_403_TRIES = 3
+ACTIVE = 1  # Function.State.ACTIVE
 
 
 @dataclass
@@ -65,16 +66,23 @@ def execute(calls: list[Call], ctx: Context, desired: dict[str, Any], read_zip: 
             desired["build_config"]["source"] = {"storage_source": upload(ctx, read_zip())}
         elif c.kind == "create":
             request = {"parent": s.parent, "function": functions_v2.Function(desired), "function_id": fid}
-            operation = changing(ctx, lambda: call(ctx.clients.functions.create_function, ctx.policy,
-                                                   f"create function {fid}", project=s.project, request=request))
+            try:
+                operation = changing(ctx, lambda: call(ctx.clients.functions.create_function, ctx.policy,
+                                                       f"create function {fid}", project=s.project, request=request))
+            except GCPCallFailed as exc:
+                if exc.status != "ALREADY_EXISTS":
+                    raise
+                operation = None  # an earlier attempt made it and its answer was lost: it is ours if labelled so
+                outcome.function = adopt_lost_create(ctx, desired, exc)
         elif c.kind == "update":
             request = {"function": functions_v2.Function(desired),
                        "update_mask": field_mask_pb2.FieldMask(paths=c.mask)}
             operation = changing(ctx, lambda: call(ctx.clients.functions.update_function, ctx.policy,
                                                    f"update function {fid}", project=s.project, request=request))
         elif c.kind == "wait":
-            found = wait(ctx, operation.operation, "deploy" if c.description.endswith("deployed") else "update")
-            outcome.function = function_dict(found)
+            if operation is not None:
+                found = wait(ctx, operation.operation, "deploy" if c.description.endswith("deployed") else "update")
+                outcome.function = function_dict(found)
             config = outcome.function.get("service_config") or {}
             outcome.uri = config.get("uri") or outcome.uri
             outcome.service = config.get("service") or outcome.service
@@ -87,6 +95,32 @@ def execute(calls: list[Call], ctx: Context, desired: dict[str, Any], read_zip: 
             raise ValueError(f"unknown step {c.kind!r}")
         log.info("gcp: %s done", c.action)
     return outcome
+
+
+def adopt_lost_create(ctx: Context, desired: dict[str, Any], exc: GCPCallFailed) -> dict[str, Any]:
+    """After "already exists" on a create: the function, once deployed, if it carries this deploy's
+    labels (an earlier attempt whose answer was lost made it); else the refusal, as it is."""
+    from kagg.providers.gcp.remote import read_function
+
+    ctx.changed = True
+    wanted = desired.get("labels") or {}
+    started = time.monotonic()
+    while True:
+        found = read_function(ctx.clients, ctx.s, ctx.function_id, ctx.policy)
+        labels = (found or {}).get("labels") or {}
+        if found is None or any(labels.get(k) != v for k, v in wanted.items() if k != "kagg-version"):
+            raise GCPCallFailed(f"function {ctx.function_id} was created meanwhile by someone else ({exc.message}); "
+                                f"choose another --name, or deploy again to see who owns it", exc.status)
+        if found.get("state") == FAILED:
+            messages = "; ".join(m.get("message", "") for m in found.get("state_messages") or [])
+            raise operation_failure(f"the deploy of function {ctx.function_id}", ctx.function_id, 3, messages,
+                                    ctx.s.region, ctx.s.project)
+        if found.get("state") == ACTIVE:
+            return found
+        if time.monotonic() - started > ctx.policy.operation_seconds:
+            raise GCPCallFailed(f"function {ctx.function_id} did not become active within "
+                                f"{ctx.policy.operation_seconds:g} s; run the deploy again later", "TIMEOUT")
+        time.sleep(ctx.policy.poll)
 
 
 def changing(ctx: Context, make: Callable[[], Any]) -> Any:
