@@ -125,7 +125,7 @@ def provider_class(name: str) -> type:
     raise BadInput(f"unknown provider {name!r}; available: {', '.join(available())}")
 
 
-#: shorthands the CLI accepts (--gcp, --azure) for providers not built in yet
+#: shorthands the CLI accepts (--azure) for providers not built in yet
 PLANNED = ("azure",)
 
 
