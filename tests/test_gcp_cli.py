@@ -113,7 +113,7 @@ def test_invoke_of_a_private_function_sends_an_id_token_for_its_url(gcp, nb, fid
     assert answer["caller"] == f"deployer@{PROJECT}.iam.gserviceaccount.com"
     call = next(s for s in gcp.log if s.action == "invoke")
     token = call.headers["authorization"].split(" ", 1)[1]
-    from gcp_standin import jwt_payload
+    from gcp_standin_edges import jwt_payload
 
     assert jwt_payload(token)["aud"] == gcp.url  # the function URL's origin, as Cloud Run checks
     logs = run_kagg("logs", fid)

@@ -59,7 +59,7 @@ def test_a_disabled_api_names_it_and_the_enable_line(gcp, nb, registry_path):
     assert result.returncode == 1
     line = error_line(result)
     assert "cloudfunctions.googleapis.com API is not enabled" in line
-    assert f"gcloud services enable cloudfunctions.googleapis.com cloudbuild.googleapis.com" in line
+    assert "gcloud services enable cloudfunctions.googleapis.com cloudbuild.googleapis.com" in line
     assert f"--project {PROJECT}" in line and endpoints(registry_path) == {}
 
 
