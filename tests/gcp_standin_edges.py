@@ -33,7 +33,7 @@ def make_jwt(claims: dict) -> str:
 
 
 class EdgeServices:
-    """Needs the stand-in's ``lock``, ``tokens``, ``keys``, ``uploads``, ``functions``, ``entries``,
+    """Needs the stand-in's ``lock``, ``faults``, ``tokens``, ``keys``, ``uploads``, ``functions``, ``entries``,
     ``url``, ``_next`` and ``is_public``."""
 
     def _token(self, body: bytes):
@@ -60,6 +60,9 @@ class EdgeServices:
         if h.headers.get("Content-Type") != "application/zip":
             return 403, b"<Error><Code>SignatureDoesNotMatch</Code></Error>", {"Content-Type": "application/xml"}
         with self.lock:
+            if self.faults.upload_forbidden > 0:
+                self.faults.upload_forbidden -= 1
+                return 403, b"<Error><Code>AccessDenied</Code></Error>", {"Content-Type": "application/xml"}
             if obj not in self.uploads:
                 return 404, b"<Error><Code>NoSuchUpload</Code></Error>", {"Content-Type": "application/xml"}
             self.uploads[obj] = body

@@ -27,6 +27,8 @@ class Faults:
     #: the next create/update operation fails its build / its container health check
     build_failure: bool = False
     health_failure: bool = False
+    #: the next N PUTs to an upload URL answer 403 (a signed URL whose permission has not propagated yet)
+    upload_forbidden: int = 0
     #: action -> how many times: acted on, then the connection is closed without an answer
     lose_reply: dict[str, int] = field(default_factory=dict)
 

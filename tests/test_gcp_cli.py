@@ -118,6 +118,20 @@ def test_invoke_of_a_private_function_sends_an_id_token_for_its_url(gcp, nb, fid
     assert jwt_payload(token)["aud"] == gcp.url  # the function URL's origin, as Cloud Run checks
     logs = run_kagg("logs", fid)
     assert logs.returncode == 0 and f"POST /run/{fid}/ from deployer@" in logs.stdout, logs.stderr
+
+    gcp.clear()  # kagg monitor signs through the same provider hook
+    monitor = run_kagg("monitor", fid, "--count", "3", "--rate", "50/s", "--payload", '{"name": "m"}', "--json")
+    assert monitor.returncode == 0, monitor.stderr
+    probes = [s for s in gcp.log if s.action == "invoke"]
+    assert len(probes) >= 3 and all(s.status == 200 and s.headers["authorization"].startswith("Bearer ")
+                                    for s in probes)
+    assert sum(1 for s in gcp.log if s.action == "token") == 1  # one ID token, cached for the run
+
+    gcp.faults.deny["logging.list"] = "logging.logEntries.list"
+    refused = run_kagg("logs", fid)
+    assert refused.returncode == 1
+    line = error_line(refused)
+    assert "roles/logging.viewer" in line and f"https://console.cloud.google.com/run/detail/us-central1/{fid}/logs" in line
     assert run_kagg("delete", fid).returncode == 0
 
 

@@ -44,6 +44,14 @@ def test_transient_answers_are_retried_with_backoff(gcp, nb, fid, registry_path,
     assert run_kagg("delete", fid).returncode == 0
 
 
+def test_a_403_from_the_signed_upload_url_is_tried_again(gcp, nb, fid, registry_path):
+    gcp.faults.upload_forbidden = 2  # permissions on the upload bucket propagate slowly (gcloud retries too)
+    result = run_kagg("deploy", str(nb), "--gcp", "--name", fid)
+    assert result.returncode == 0, result.stderr
+    assert gcp.actions().count("upload.put") == 3 and gcp.uploaded(fid) is not None
+    assert run_kagg("delete", fid).returncode == 0
+
+
 def test_retries_are_bounded(gcp, nb, fid, registry_path):
     gcp.faults.transient, gcp.faults.transient_status = 100, 503
     result = run_kagg("deploy", str(nb), "--gcp", "--name", fid)
