@@ -129,7 +129,7 @@ class GCPProvider(Provider):
             auth="none" if s.public else AUTH_PRIVATE, region=s.region,
             source={"path": function.source.path, "sha256": function.source.sha256},
             artifact_sha256=plan.artifact.sha256,
-            created_at=current.created_at if current is not None and not current.pending else utc_now(),
+            created_at=current.created_at if current is not None else utc_now(),
             updated_at=utc_now(),
             provider_data={
                 "function_id": data["function_id"], "project": s.project, "service": outcome.service,
