@@ -172,6 +172,7 @@ def test_bad_input_exits_2_in_one_line_and_creates_nothing(gcp, nb, registry_pat
     result = run_kagg("deploy", str(nb), "--gcp", *args)
     assert result.returncode == 2, result.stderr
     assert message in error_line(result)
+    assert "building" not in result.stderr  # refused before anything was built
     assert gcp.actions(mutating=True) == [] and not registry_path.exists()
 
 

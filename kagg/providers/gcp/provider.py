@@ -61,6 +61,15 @@ class GCPProvider(Provider):
         settings.check_project(project, "the credentials' project" if not options.project else "--project")
         return project
 
+    def validate_target(self, name: str, current: Optional[Endpoint], options: DeployOptions) -> None:
+        """The region, against the regions the API lists for the project (before anything is built).
+
+        Asked once per endpoint and region: a redeploy where the endpoint already is makes no call.
+        """
+        s = self.settings(options, current)
+        if current is None or current.region != s.region or current.pending:
+            remote.check_region(self.clients(options), s, RetryPolicy.from_extra(options.extra or {}))
+
     def settings(self, options: DeployOptions, current: Optional[Endpoint] = None) -> Settings:
         region = settings.choose_region(options, current, os.environ.get(REGION_ENV))
         return Settings.from_options(options, self._project(options, current), region)
@@ -77,8 +86,6 @@ class GCPProvider(Provider):
         s = self.settings(options, current)
         policy = RetryPolicy.from_extra(options.extra or {})
         api = self.clients(options)
-        if current is None or current.region != s.region or current.pending:
-            remote.check_region(api, s, policy)
         fid = (current.provider_data.get("function_id") if current else None) or artifact.function.name
         info = ArtifactInfo(fid, artifact.function.name, artifact.sha256, artifact.size)
         recorded = None if current is None or current.pending else (current.auth == "none")
