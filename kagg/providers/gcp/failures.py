@@ -21,9 +21,12 @@ NEEDED_APIS = ("cloudfunctions.googleapis.com", "cloudbuild.googleapis.com", "ar
                "run.googleapis.com", "logging.googleapis.com")
 
 _SERVICE = re.compile(r"([a-z0-9-]+\.googleapis\.com)")
-_PERMISSION = re.compile(r"[Pp]ermission '?([a-zA-Z0-9]+(?:\.[a-zA-Z0-9]+){2,})'? (?:denied|is required)|"
-                         r"\b((?:iam|cloudfunctions|run|logging|storage|cloudbuild|artifactregistry)"
-                         r"\.[a-zA-Z]+\.[a-zA-Z]+)\b")
+#: how Google names a missing permission, most specific first ("Permission 'x.y.z' denied on …",
+#: "Caller is missing permission 'x.y.z' …", or the bare name)
+_PERMISSION = (re.compile(r"[Pp]ermission '?([a-zA-Z0-9]+(?:\.[a-zA-Z0-9]+){2,})'? (?:denied|is required)"),
+               re.compile(r"missing permission '?([a-zA-Z0-9]+(?:\.[a-zA-Z0-9]+){2,})"),
+               re.compile(r"\b((?:iam|cloudfunctions|run|logging|storage|cloudbuild|artifactregistry)"
+                          r"\.[a-zA-Z]+\.[a-zA-Z]+)\b"))
 _LOG_URL = re.compile(r"https://console\.cloud\.google\.com/(?:cloud-build|logs)/\S+?(?=[.,;)]?(?:\s|$))")
 _HEALTH = re.compile(r"health ?check|failed to start and listen on the port", re.I)
 
@@ -97,8 +100,11 @@ def missing_permission(exc: BaseException, message: str) -> str:
     metadata = getattr(exc, "metadata", None) or {}
     if metadata.get("permission"):
         return str(metadata["permission"])
-    found = _PERMISSION.search(message)
-    return (found.group(1) or found.group(2)) if found else f"(not named by Google: {message})"
+    for pattern in _PERMISSION:
+        found = pattern.search(message)
+        if found:
+            return found.group(1)
+    return f"(not named by Google: {message})"
 
 
 def operation_failure(what: str, function_id: str, code: int, message: str, region: str,
