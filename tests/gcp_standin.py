@@ -68,8 +68,9 @@ class Seen:
 class GoogleStandIn(EdgeServices):
     """The stand-in server; ``url`` is what KAGG_GCP_API_URL points at."""
 
-    def __init__(self, polls: int = 2):
+    def __init__(self, polls: int = 2, locations_page: int = 2):
         self.polls = polls  # how many polls an operation answers "not done" before it finishes
+        self.locations_page = locations_page  # regions per page of locations.list
         self.lock = threading.RLock()
         self.log: list[Seen] = []
         self.faults = Faults()
@@ -235,8 +236,12 @@ class GoogleStandIn(EdgeServices):
             return 200, self._entries(doc), {}
         if seen.action == "locations.list":
             project = _LOCATIONS.match(path).group(1)  # type: ignore[union-attr]
-            return 200, {"locations": [{"name": f"projects/{project}/locations/{r}", "locationId": r}
-                                       for r in REGIONS]}, {}
+            start, size = int(params.get("pageToken") or 0), self.locations_page  # clients must follow pages
+            page = {"locations": [{"name": f"projects/{project}/locations/{r}", "locationId": r}
+                                  for r in REGIONS[start:start + size]]}
+            if start + size < len(REGIONS):
+                page["nextPageToken"] = str(start + size)
+            return 200, page, {}
         if seen.action == "operations.get":
             return self._operation(_OP.match(path).group(1))  # type: ignore[union-attr]
         if seen.action == "functions.generateUploadUrl":

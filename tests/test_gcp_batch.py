@@ -24,6 +24,7 @@ def test_mixed_local_aws_and_gcp_list(tmp_path, local_registry, aws, gcp):  # no
     proc = run_kagg("batch", str(lst), "--parallel", "4", "--json", timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["counts"]["ok"] == 5
+    assert gcp.actions().count("locations.list") == 2  # two pages, asked once for the batch, not per item
 
     endpoints = json.loads(local_registry.read_text())["endpoints"]
     assert {n: ep["provider"] for n, ep in endpoints.items()} == {

@@ -48,6 +48,9 @@ def test_deploy_redeploy_change_public_and_delete(gcp, nb, fid, registry_path):
     assert first.returncode == 0, first.stderr
     base = f"/v2/projects/{PROJECT}/locations/us-central1"
     lines = [ln for ln in gcp.lines() if ln != "POST /token"]
+    assert lines[0] == f"GET /v2/projects/{PROJECT}/locations" and lines[1].startswith(f"GET /v2/projects/{PROJECT}/"
+                                                                                      f"locations?pageToken=2")
+    del lines[1]  # the second page of regions
     assert lines[:5] == [  # the request lines of the notes, in gcloud's order
         f"GET /v2/projects/{PROJECT}/locations",
         f"GET {base}/functions/{fid}?{A}",

@@ -47,6 +47,8 @@ class Clients:
         self._functions: Any = None
         self._run: Any = None
         self._session: Any = None
+        #: project -> the regions the API lists for it (a batch of new endpoints asks once)
+        self.regions: dict[str, list[str]] = {}
 
     def _options(self) -> Any:
         base = api_base()

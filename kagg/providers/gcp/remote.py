@@ -63,13 +63,26 @@ def read_public(clients: Any, service: str, policy: RetryPolicy, project: str) -
 
 def check_region(clients: Any, s: Settings, policy: RetryPolicy) -> None:
     """BadInput unless the API lists ``s.region`` for the project (no list is kept in kagg)."""
-    got = call(clients.functions.list_locations, policy, "list the Cloud Functions regions", project=s.project,
-               request={"name": f"projects/{s.project}"})
-    regions = sorted(loc.location_id or loc.name.rsplit("/", 1)[-1] for loc in got.locations)
+    regions = clients.regions.get(s.project)
+    if regions is None:
+        regions = clients.regions[s.project] = list_regions(clients, s.project, policy)
     if s.region not in regions:
         near = [r for r in regions if r.split("-")[0] == s.region.split("-")[0]] or regions
         raise BadInput(f"unknown Google Cloud region {s.region!r} for Cloud Functions in project {s.project}; "
                        f"use one of {', '.join(near[:12])}")
+
+
+def list_regions(clients: Any, project: str, policy: RetryPolicy) -> list[str]:
+    """Every region the Cloud Functions API lists for ``project``, page by page."""
+    found: set[str] = set()
+    token = ""
+    while True:
+        got = call(clients.functions.list_locations, policy, "list the Cloud Functions regions", project=project,
+                   request={"name": f"projects/{project}", "page_token": token})
+        found.update(loc.location_id or loc.name.rsplit("/", 1)[-1] for loc in got.locations)
+        token = got.next_page_token
+        if not token:
+            return sorted(found)
 
 
 def read_state(clients: Any, s: Settings, function_id: str, policy: RetryPolicy,
