@@ -43,7 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    standin = GoogleStandIn(polls=2, locations_page=100).start()  # Google lists every region at once
+    standin = GoogleStandIn(polls=2, locations_page=100).start()  # all regions on one page
     work = Path(tempfile.mkdtemp(prefix="kagg-bench-gcp-"))
     key = service_account_key(work / "key.json", f"{standin.url}/token")
     standin.trust(str(key))

@@ -89,7 +89,8 @@ def test_a_failed_build_shows_its_lines_and_log_url_and_a_redeploy_recovers(gcp,
     result = run_kagg("deploy", str(nb), "--gcp", "--name", fid)
     assert result.returncode == 1
     line = error_line(result)
-    assert "the build failed: ERROR: Could not find a version that satisfies the requirement nosuchpackage" in line
+    assert line.startswith(f"Error: the deploy of function {fid}: the build failed: ERROR: Could not find a version "
+                           f"that satisfies the requirement nosuchpackage")
     assert "https://console.cloud.google.com/cloud-build/builds;region=us-central1/" in line
     assert endpoints(registry_path)[fid]["status"] == "pending"  # the FAILED function is named: delete finds it
     gcp.clear()

@@ -61,11 +61,13 @@ def execute(calls: list[Call], ctx: Context, desired: dict[str, Any], read_zip: 
 
     fid, s = ctx.function_id, ctx.s
     operation: Any = None
+    verb = "update"  # what the operation waited on does, for messages
     for c in calls:
         if c.kind == "upload":
             desired["build_config"]["source"] = {"storage_source": upload(ctx, read_zip())}
         elif c.kind == "create":
             request = {"parent": s.parent, "function": functions_v2.Function(desired), "function_id": fid}
+            verb = "deploy"
             try:
                 operation = changing(ctx, lambda: call(ctx.clients.functions.create_function, ctx.policy,
                                                        f"create function {fid}", project=s.project, request=request))
@@ -81,7 +83,7 @@ def execute(calls: list[Call], ctx: Context, desired: dict[str, Any], read_zip: 
                                                    f"update function {fid}", project=s.project, request=request))
         elif c.kind == "wait":
             if operation is not None:
-                found = wait(ctx, operation.operation, "deploy" if c.description.endswith("deployed") else "update")
+                found = wait(ctx, operation.operation, verb)
                 outcome.function = function_dict(found)
             config = outcome.function.get("service_config") or {}
             outcome.uri = config.get("uri") or outcome.uri
