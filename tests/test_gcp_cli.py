@@ -195,3 +195,9 @@ def test_no_credentials_is_a_clear_error(gcp, nb, registry_path, tmp_path):
     assert result.returncode == 2
     assert "GOOGLE_APPLICATION_CREDENTIALS" in error_line(result)
     assert gcp.actions() == [] and not registry_path.exists()
+
+
+def test_providers_lists_gcp_as_available(gcp):
+    result = run_kagg("providers", "--json")
+    assert result.returncode == 0, result.stderr
+    assert {"name": "gcp", "available": True, "install": None} in json.loads(result.stdout)

@@ -108,3 +108,17 @@ def test_the_registry_entry_holds_no_credential(provider, fid, gcp, sa_key):
     assert "s3cret" not in text and key["private_key_id"] not in text and "ya29." not in text
     assert ep.provider_data["env_keys"] == ["TOKEN"]
     assert provider.delete(ep) == []
+
+
+def test_sign_uses_the_account_impersonated_at_deploy(provider, fid, gcp):
+    from gcp_standin_edges import jwt_payload
+
+    account = f"caller-sa@{PROJECT}.iam.gserviceaccount.com"
+    ep = deploy(provider, hello_function(fid), DeployOptions(owner=uuid.uuid4().hex, impersonate=account))
+    headers = provider.sign(ep, "GET", ep.url + "health", {"accept": "application/json"}, b"")
+    claims = jwt_payload(headers["authorization"].split(" ", 1)[1])
+    assert claims["email"] == account and claims["aud"] == gcp.url and headers["accept"] == "application/json"
+    public = deploy(provider, hello_function(fid), DeployOptions(owner=ep.owner, impersonate=account, public=True),
+                    current=ep)
+    assert public.auth == "none" and provider.sign(public, "GET", public.url, {}, b"") == {}
+    assert provider.delete(public) == []
