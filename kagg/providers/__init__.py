@@ -22,16 +22,18 @@ ENTRY_POINT_GROUP = "kagg.providers"
 BUILTIN = {
     "local": "kagg.providers.local:LocalProvider",
     "aws": "kagg.providers.aws:AWSProvider",
+    "gcp": "kagg.providers.gcp:GCPProvider",
 }
 
 #: the entry shims of the built-in providers (their classes' ``shims``), so that ``kagg convert``
 #: writes a provider's files without scanning entry points or importing the provider
-BUILTIN_SHIMS = {"local": ("gcf",), "aws": ("lambda",)}
+BUILTIN_SHIMS = {"local": ("gcf",), "aws": ("lambda",), "gcp": ("gcf",)}
 
 #: what a built-in provider needs beyond kagg's own dependencies: (modules, how to install them)
 REQUIREMENTS = {
     "local": (("functions_framework",), "pip install functions-framework"),
     "aws": (("boto3", "botocore"), "pip install 'kagg[aws]'"),
+    "gcp": (("google.cloud.functions_v2", "google.cloud.run_v2", "google.auth"), "pip install 'kagg[gcp]'"),
 }
 
 #: DeployOptions fields that kagg.deploy itself reads for every provider: never refused
@@ -123,8 +125,8 @@ def provider_class(name: str) -> type:
     raise BadInput(f"unknown provider {name!r}; available: {', '.join(available())}")
 
 
-#: shorthands the CLI accepts (--gcp, --azure) for providers not built in yet
-PLANNED = ("gcp", "azure")
+#: shorthands the CLI accepts (--azure) for providers not built in yet
+PLANNED = ("azure",)
 
 
 def get_provider(name: str, state_dir: Optional[Path] = None) -> Provider:
