@@ -351,3 +351,24 @@ def test_no_kernel_process_outlives_the_stand_in(tmp_path):
         pids = s.running_pids()
         assert KaggleEnv.PROD
     assert not any(os.path.exists(f"/proc/{p}") and _state(p) != "Z" for p in pids)
+
+
+def test_seeded_outputs_redirect_download_and_file_listing(kaggle_sdk):
+    from kagglesdk.kernels.types.kernels_api_service import (ApiDownloadKernelOutputRequest,
+                                                             ApiGetKernelSessionLogsStreamRequest)
+
+    s = kaggle_sdk
+    s.page_size = 2
+    s.add_kernel(f"{s.user}/seeded-outputs", json.dumps(notebook("1")),
+                 outputs={"a.bin": 1000, "b.txt": b"bee", "sub/c.txt": b"sea"})
+    listed = kaggle_api().kernels_list_files(f"{s.user}/seeded-outputs")
+    assert [(f.name, f.size) for f in listed.files] == [("a.bin", 1000), ("b.txt", 3)] and listed.next_page_token
+    with client(s) as c:
+        request = ApiDownloadKernelOutputRequest()
+        request.owner_slug, request.kernel_slug, request.file_path = s.user, "seeded-outputs", "sub/c.txt"
+        response = c.kernels.kernels_api_client.download_kernel_output(request)
+        assert response.status_code == 200 and response.content == b"sea" and response.history[0].status_code == 302
+        logs = ApiGetKernelSessionLogsStreamRequest()
+        logs.user_name, logs.kernel_slug, logs.version_label = s.user, "seeded-outputs", "v1"
+        stored = c.kernels.kernels_api_client.get_kernel_session_logs_stream(logs)
+        assert stored.headers["Content-Type"] == "application/json" and stored.json() == []

@@ -11,6 +11,7 @@ Test code only (not shipped). The pytest fixtures are in tests/kaggle_fixtures.p
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -119,8 +120,11 @@ class KaggleStandIn:
         self.competitions[slug] = Path(folder)
 
     def add_kernel(self, ref: str, text: str, title: Optional[str] = None, *, language: str = "python",
-                   kernel_type: str = "notebook", is_private: bool = False) -> StandInKernel:
-        """A kernel someone saved earlier (not run): for ``kaggle kernels pull`` / ``kagg deploy OWNER/SLUG``."""
+                   kernel_type: str = "notebook", is_private: bool = False,
+                   outputs: Optional[dict[str, "bytes | int"]] = None) -> StandInKernel:
+        """A kernel saved earlier, its one version COMPLETE without running: for ``kaggle kernels
+        pull`` / ``kagg deploy OWNER/SLUG``, and (``outputs``: name -> bytes, or a size for random
+        bytes) for download benchmarks without a real run."""
         owner, _, slug = ref.partition("/")
         with self.lock:
             self.next_id += 1
@@ -129,6 +133,11 @@ class KaggleStandIn:
             version = Version(number=1, text=text, request={"language": language, "kernelType": kernel_type},
                               gpu=False, timeout_s=0, folder=self.runs / owner / slug / "v1", status=COMPLETE, run=False)
             version.working.mkdir(parents=True)
+            for name, content in (outputs or {}).items():
+                path = version.working / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content if isinstance(content, bytes) else os.urandom(content))
+            version.ended = time.time()
             kernel.versions.append(version)
             self.kernels[(owner, slug)] = kernel
             return kernel

@@ -221,11 +221,17 @@ class Api:
         return out
 
     def list_files(self, user: str, body: dict) -> dict:
+        """ListKernelFiles (``kaggle kernels files``): the output files with sizes, paged."""
         kernel, version = self.find_version(user, body)
-        files = [{"name": n, "size": (version.working / n).stat().st_size,
-                  "creationDate": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(version.created))}
-                 for n in self.s.output_names(version)]
-        return {"files": files}
+        names = self.s.output_names(version) if version.finished and not version.stuck else []
+        size = min(int(body.get("pageSize") or 20), self.s.page_size)
+        start = _offset(body.get("pageToken"))
+        created = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(version.ended or version.created))
+        out: dict[str, Any] = {"files": [{"name": n, "size": (version.working / n).stat().st_size,
+                                          "creationDate": created} for n in names[start:start + size]]}
+        if start + size < len(names):
+            out["nextPageToken"] = _token(start + size)
+        return out
 
     def delete_kernel(self, user: str, body: dict) -> dict:
         owner, slug = body.get("userName", ""), body.get("kernelSlug", "")

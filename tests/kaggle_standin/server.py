@@ -21,7 +21,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .api import NOT_FOUND, ApiError
 from .model import Call, Fault, LogEntry
@@ -117,7 +117,9 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
                 return self._error(400, "The request body is not JSON")
             self._record(name, body)
             method = standin.api.dispatch(name) if match else None
-            if method is None:
+            raw = {"DownloadKernelOutput": self._redirect_output,
+                   "GetKernelSessionLogsStream": self._logs_post}.get(name) if match else None
+            if method is None and raw is None:
                 return self._error(404, f"No such method: {path}")
             fault = standin.take_fault(name)
             if fault is not None and not fault.accept_first:
@@ -125,6 +127,8 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
             user = self._user()
             if user is None and name not in NO_AUTH:
                 return self._error(401, "Unauthenticated")
+            if raw is not None:
+                return raw(user, body)
             try:
                 with standin.lock:
                     reply = method(user or "", body)
@@ -157,6 +161,26 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
             self._error(404, "Not found")
 
         do_HEAD = do_GET
+
+        # -- replies that are not JSON objects ------------------------------------------------
+        def _redirect_output(self, user: str, body: dict) -> None:
+            """DownloadKernelOutput: a redirect to the file's URL (kagglesdk's HttpRedirect)."""
+            number = body.get("versionNumber")
+            query = {"userName": body.get("ownerSlug", ""), "kernelSlug": body.get("kernelSlug", ""),
+                     "versionLabel": f"v{number}" if number else None}
+            try:
+                with standin.lock:
+                    kernel, version = standin.api.find_version(user, query)
+            except ApiError as e:
+                return self._error(e.status, e.message)
+            name = body.get("filePath") or ""
+            if not version.finished or name not in standin.output_names(version):
+                return self._error(404, "No such output file")
+            location = f"{standin.url}/outputs/{kernel.owner}/{kernel.slug}/{version.label}/{quote(name)}"
+            self._send(302, b"", "text/plain", {"Location": location})
+
+        def _logs_post(self, user: str, body: dict) -> None:
+            self._logs(body.get("userName", ""), body.get("kernelSlug", ""), body.get("versionLabel"))
 
         # -- the log stream --------------------------------------------------------------------
         def _logs(self, owner: str, slug: str, label: Optional[str]) -> None:
