@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from conftest import wait_until
-from kaggle_fixtures import kaggle_api
+from kaggle_fixtures import kaggle_api, kaggle_cli
 from kaggle_standin import COMPLETE, ERROR, RUNNING, KaggleStandIn
 from notebooks import notebook
 
@@ -196,12 +196,15 @@ def test_accepted_push_answered_500_still_runs(kaggle_sdk, tmp_path):
     assert api.kernels_status(f"{s.user}/unclear-push/1").status.name == COMPLETE
 
 
-def test_dropped_connection(kaggle_sdk):
+def test_dropped_connection_and_a_hung_call(kaggle_sdk):
     s = kaggle_sdk
     s.fail("ListKernels", drop=True)
     with pytest.raises(requests.exceptions.ConnectionError):
         kaggle_api().kernels_list(mine=True)
     assert kaggle_api().kernels_list(mine=True) == []
+    s.fail("ListKernels", status=503, delay_s=60)
+    with pytest.raises(requests.exceptions.ReadTimeout):  # only a client deadline gets out of it
+        requests.post(f"{s.url}/v1/kernels.KernelsApiService/ListKernels", json={}, auth=(s.user, s.key), timeout=0.3)
 
 
 def test_stuck_session_stays_running_until_deleted(kaggle_sdk, tmp_path):
@@ -372,3 +375,16 @@ def test_seeded_outputs_redirect_download_and_file_listing(kaggle_sdk):
         logs.user_name, logs.kernel_slug, logs.version_label = s.user, "seeded-outputs", "v1"
         stored = c.kernels.kernels_api_client.get_kernel_session_logs_stream(logs)
         assert stored.headers["Content-Type"] == "application/json" and stored.json() == []
+
+
+def test_the_kaggle_command_line_itself(kaggle_standin, tmp_path):
+    s = kaggle_standin
+    folder = kernel_folder(tmp_path, s.user, "cli-kernel", "open('model.txt', 'w').write('w')\nprint('via cli')")
+    pushed = kaggle_cli(s, "kernels", "push", "-p", str(folder))
+    assert "Kernel version 1 successfully pushed" in pushed.stdout, pushed.stdout + pushed.stderr
+    s.wait("cli-kernel")
+    status = kaggle_cli(s, "kernels", "status", f"{s.user}/cli-kernel/1")
+    assert "COMPLETE" in status.stdout, status.stdout + status.stderr
+    out = kaggle_cli(s, "kernels", "output", f"{s.user}/cli-kernel/1", "-p", str(tmp_path / "out"))
+    assert out.returncode == 0 and (tmp_path / "out" / "model.txt").read_text() == "w", out.stdout + out.stderr
+    assert "via cli" in kaggle_cli(s, "kernels", "logs", f"{s.user}/cli-kernel/1").stdout

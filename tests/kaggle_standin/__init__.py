@@ -65,6 +65,7 @@ class KaggleStandIn:
         self.next_id = 1000
         self.lock = threading.RLock()
         self.closing = False
+        self.closed = threading.Event()
         self._stuck: list[Optional[str]] = []
         self._own_folder = folder is None
         self.folder = Path(folder or tempfile.mkdtemp(prefix="kaggle-standin-"))
@@ -80,12 +81,14 @@ class KaggleStandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self))
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, name="kaggle-standin", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="kaggle-standin",
+                         daemon=True).start()
         return self
 
     def close(self) -> None:
         """Stop every session (no kernel process outlives the stand-in), the server, the files."""
         self.closing = True
+        self.closed.set()
         for session in list(self.sessions.values()):
             session.stop()
         if self._server is not None:
@@ -144,11 +147,13 @@ class KaggleStandIn:
 
     # -- faults ------------------------------------------------------------------------------------
     def fail(self, method: str = "SaveKernel", status: int = 500, html: bool = False, times: int = 1,
-             accept_first: bool = False, drop: bool = False, retry_after: Optional[int] = None) -> Fault:
+             accept_first: bool = False, drop: bool = False, retry_after: Optional[int] = None,
+             delay_s: float = 0.0) -> Fault:
         """Answer the next ``times`` calls of ``method`` (a service method name, "output-file",
         "logs-stream" or "*") with ``status`` (JSON body, or an HTML page), or drop the connection.
-        ``accept_first``: do the real work first (the push IS accepted), then answer the error."""
-        fault = Fault(method, status, html, times, accept_first, drop, retry_after)
+        ``accept_first``: do the real work first (the push IS accepted), then answer the error.
+        ``delay_s``: hang that long before answering (the stand-in closing cuts it short)."""
+        fault = Fault(method, status, html, times, accept_first, drop, retry_after, delay_s)
         with self.lock:
             self.faults.append(fault)
         return fault

@@ -240,6 +240,7 @@ class Api:
             raise ApiError(403, "Permission 'kernels.delete' was denied")
         kernel.deleted = True
         del self.s.kernels[(owner, slug)]
+        self.s.gpu_used_s += sum(v.gpu_seconds() for v in kernel.versions)  # quota spent stays spent
         self.s.stop_sessions(kernel)
         return {}
 

@@ -73,6 +73,8 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
             self._json(status, {"code": status, "message": message})
 
         def _fault(self, fault: Fault) -> None:
+            if fault.delay_s:
+                standin.closed.wait(fault.delay_s)
             if fault.drop:
                 self.close_connection = True
                 return
