@@ -87,6 +87,12 @@ def test_error_run_reports_the_failing_cell_and_kagg_is_not_importable(kaggle_sd
     s = kaggle_sdk
     api = kaggle_api()
     api.kernels_push(str(kernel_folder(tmp_path, s.user, "broken-kernel", "print('before')", "import kagg")))
+    nameless = kernel_folder(tmp_path, s.user, "nameless-kernel", "1")
+    text = json.loads((nameless / "nb.ipynb").read_text())
+    del text["metadata"]["kernelspec"]
+    (nameless / "nb.ipynb").write_text(json.dumps(text))
+    api.kernels_push(str(nameless))
+    assert "No kernel name found in notebook" in s.wait("nameless-kernel").failure_message  # as on Kaggle
     v = s.wait("broken-kernel")
     status = api.kernels_status(f"{s.user}/broken-kernel/1")
     assert status.status.name == ERROR and v.status == ERROR
@@ -142,6 +148,19 @@ def test_title_decides_a_new_kernels_slug(kaggle_sdk, tmp_path):
     with pytest.raises(HTTPError):
         api.kernels_status(f"{s.user}/id-slug-here")
     s.wait("a-different-title")
+    assert api.kernels_push(str(folder), no_run=True).version_number == 2  # a quick save runs nothing
+    assert s.kernel("a-different-title").latest.pid is None and s.running_pids() == []
+
+
+def test_a_queued_session_can_be_deleted_before_it_runs(kaggle_sdk, tmp_path):
+    s = kaggle_sdk
+    s.queued_s = 60
+    api = kaggle_api()
+    api.kernels_push(str(kernel_folder(tmp_path, s.user, "queued-kernel", "1")))
+    version = s.kernel("queued-kernel").latest
+    assert api.kernels_status(f"{s.user}/queued-kernel/1").status.name == "QUEUED"
+    api.kernels_delete(f"{s.user}/queued-kernel", no_confirm=True)
+    assert version.status == "CANCEL_ACKNOWLEDGED" and version.pid is None
 
 
 # -- limits and faults ------------------------------------------------------------------------------
@@ -278,19 +297,22 @@ def test_dataset_and_kernel_sources_are_mounted_read_only_copies(kaggle_sdk, tmp
     data.mkdir()
     (data / "train.csv").write_text("a,b\n1,2\n")
     s.add_dataset("someone/my-data", data)
+    s.add_competition("titanic", data)
     api = kaggle_api()
     api.kernels_push(str(kernel_folder(tmp_path, s.user, "make-checkpoint",
                                        "import os\nos.makedirs('checkpoints')\nopen('checkpoints/c.pt','w').write('w1')")))
     s.wait("make-checkpoint")
     reader = ("import os\nroot = os.environ['KAGG_KAGGLE_ROOT']\n"
               "print(open(f'{root}/input/my-data/train.csv').read().split()[1])\n"
-              "print(open(f'{root}/input/make-checkpoint/checkpoints/c.pt').read())")
+              "print(open(f'{root}/input/make-checkpoint/checkpoints/c.pt').read())\n"
+              "print(sorted(os.listdir(f'{root}/input')))")
     pushed = api.kernels_push(str(kernel_folder(tmp_path, s.user, "use-sources", reader,
                                                 dataset_sources=["someone/my-data", "someone/missing-data"],
-                                                kernel_sources=[f"{s.user}/make-checkpoint"])))
+                                                kernel_sources=[f"{s.user}/make-checkpoint"],
+                                                competition_sources=["titanic"])))
     assert pushed.invalid_dataset_sources == ["someone/missing-data"]
     v = s.wait("use-sources")
-    assert v.status == COMPLETE and "1,2\nw1\n" in v.log_text()
+    assert v.status == COMPLETE and "1,2\nw1\n['make-checkpoint', 'my-data', 'titanic']" in v.log_text()
     assert not os.access(v.root / "input" / "my-data", os.W_OK) or os.geteuid() == 0
     assert (v.root / "input" / "my-data").stat().st_mode & 0o222 == 0
 
@@ -315,6 +337,7 @@ def test_pull_list_and_bearer_token(kaggle_sdk, tmp_path, monkeypatch):
 
 
 def test_wrong_credentials_are_401(kaggle_standin):
+    assert os.environ["KAGG_KAGGLE_API_URL"] == kaggle_standin.url  # the fixture's env is applied
     r = requests.post(f"{kaggle_standin.url}/v1/kernels.KernelsApiService/ListKernels", json={},
                       auth=(kaggle_standin.user, "wrong"), timeout=10)
     assert r.status_code == 401 and r.json() == {"code": 401, "message": "Unauthenticated"}
