@@ -282,6 +282,9 @@ def test_delete_stops_a_running_kernel(kaggle_sdk, tmp_path):
                what="the kernel's processes to end")
     with pytest.raises(HTTPError, match="Notebook not found"):
         api.kernels_status(f"{s.user}/doomed-kernel")
+    assert api.kernels_push(str(tmp_path / "doomed-kernel")).version_number == 1  # the slug is free again
+    open_gate(s, "doomed-kernel")
+    assert s.wait("doomed-kernel").status == COMPLETE
 
 
 def _state(pid: int) -> str:

@@ -134,7 +134,7 @@ class KaggleStandIn:
             kernel = StandInKernel(owner=owner, slug=slug, title=title or slug.replace("-", " ").title(),
                                    id=self.next_id, language=language, kernel_type=kernel_type, is_private=is_private)
             version = Version(number=1, text=text, request={"language": language, "kernelType": kernel_type},
-                              gpu=False, timeout_s=0, folder=self.runs / owner / slug / "v1", status=COMPLETE, run=False)
+                              gpu=False, timeout_s=0, folder=self.run_folder(kernel, 1), status=COMPLETE, run=False)
             version.working.mkdir(parents=True)
             for name, content in (outputs or {}).items():
                 path = version.working / name
@@ -213,6 +213,10 @@ class KaggleStandIn:
                                          f"(status {v.status})")
                 v.changed.wait(timeout=min(left, 0.5))
         return v
+
+    def run_folder(self, kernel: StandInKernel, number: int) -> Path:
+        """Where version ``number`` runs (by id: a slug deleted and pushed again is a new kernel)."""
+        return self.runs / kernel.owner / f"{kernel.slug}.{kernel.id}" / f"v{number}"
 
     def output_names(self, version: Version) -> list[str]:
         return output_names(version.working)

@@ -120,7 +120,7 @@ class Api:
         run = body.get("kernelExecutionType") != "QUICK_SAVE"
         version = Version(number=number, text=text, request=dict(body), gpu=gpu and run,
                           timeout_s=float(body.get("sessionTimeoutSeconds") or s.default_timeout_s),
-                          folder=s.runs / kernel.owner / kernel.slug / f"v{number}", run=run)
+                          folder=s.run_folder(kernel, number), run=run)
         version.folder.mkdir(parents=True)
         version.stuck = s.take_stuck(kernel.slug)
         kernel.versions.append(version)

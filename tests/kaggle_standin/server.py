@@ -136,6 +136,8 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
                     reply = method(user or "", body)
             except ApiError as e:
                 return self._error(e.status, e.message)
+            except Exception as e:  # a bug in the stand-in: say so, rather than drop the connection
+                return self._error(500, f"stand-in failure in {name}: {type(e).__name__}: {e}")
             if fault is not None:
                 return self._fault(fault)
             self._json(200, reply)
