@@ -280,8 +280,8 @@ class Api:
                        if v.gpu and v.status not in FINISHED)
         refresh = now + 7 * 86400 - (now % (7 * 86400))
 
-        def seconds(value: float) -> str:
-            return f"{max(0, int(value))}s"
+        def seconds(value: float) -> str:  # a protobuf Duration in JSON, as kagglesdk reads it
+            return f"{max(0.0, value):.3f}s"
 
         gpu = {"timeUsed": seconds(used), "timeReserved": seconds(reserved),
                "totalTimeAllowed": seconds(s.gpu_quota_s), "minimumTimeAllowed": seconds(s.gpu_quota_s),
