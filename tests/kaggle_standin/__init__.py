@@ -31,6 +31,11 @@ __all__ = ["KaggleStandIn", "StandInKernel", "Version", "Call", "Fault", "LogEnt
            "QUEUED", "RUNNING", "COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many parallel downloads connect at once (the default backlog is 5)
+    daemon_threads = True
+
+
 class KaggleStandIn:
     """Kaggle on 127.0.0.1: kernels, versions and sessions that really run, faults on demand.
 
@@ -78,8 +83,7 @@ class KaggleStandIn:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "KaggleStandIn":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), make_handler(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="kaggle-standin",
                          daemon=True).start()
