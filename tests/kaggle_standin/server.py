@@ -113,15 +113,17 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
             name = match.group(2) if match else path
             try:
                 body = json.loads(raw or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("not an object")
             except ValueError:
                 body = {}
                 self._record(name, body)
                 return self._error(400, "The request body is not JSON")
             self._record(name, body)
             method = standin.api.dispatch(name) if match else None
-            raw = {"DownloadKernelOutput": self._redirect_output,
-                   "GetKernelSessionLogsStream": self._logs_post}.get(name) if match else None
-            if method is None and raw is None:
+            special = {"DownloadKernelOutput": self._redirect_output,  # replies that are not JSON
+                       "GetKernelSessionLogsStream": self._logs_post}.get(name) if match else None
+            if method is None and special is None:
                 return self._error(404, f"No such method: {path}")
             fault = standin.take_fault(name)
             if fault is not None and not fault.accept_first:
@@ -129,8 +131,8 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
             user = self._user()
             if user is None and name not in NO_AUTH:
                 return self._error(401, "Unauthenticated")
-            if raw is not None:
-                return raw(user, body)
+            if special is not None:
+                return special(user or "", body)
             try:
                 with standin.lock:
                     reply = method(user or "", body)
