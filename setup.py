@@ -57,6 +57,7 @@ setup(
         "kagg.providers": [
             "local=kagg.providers.local:LocalProvider",
             "aws=kagg.providers.aws:AWSProvider",
+            "azure=kagg.providers.azure:AzureProvider",
         ],
     },
 )

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 #: ``--local --aws --gcp --azure`` are shorthands for ``--provider NAME``
 PROVIDER_FLAGS = ("local", "aws", "gcp", "azure")
 #: shorthands accepted (a provider package may register them) but not advertised yet
-HIDDEN_FLAGS = ("gcp", "azure")
+HIDDEN_FLAGS = ("gcp",)
 
 
 def registry_of(ctx: click.Context) -> "Registry":

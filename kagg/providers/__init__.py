@@ -22,16 +22,19 @@ ENTRY_POINT_GROUP = "kagg.providers"
 BUILTIN = {
     "local": "kagg.providers.local:LocalProvider",
     "aws": "kagg.providers.aws:AWSProvider",
+    "azure": "kagg.providers.azure:AzureProvider",
 }
 
 #: the entry shims of the built-in providers (their classes' ``shims``), so that ``kagg convert``
 #: writes a provider's files without scanning entry points or importing the provider
-BUILTIN_SHIMS = {"local": ("gcf",), "aws": ("lambda",)}
+BUILTIN_SHIMS = {"local": ("gcf",), "aws": ("lambda",), "azure": ("azure",)}
 
 #: what a built-in provider needs beyond kagg's own dependencies: (modules, how to install them)
 REQUIREMENTS = {
     "local": (("functions_framework",), "pip install functions-framework"),
     "aws": (("boto3", "botocore"), "pip install 'kagg[aws]'"),
+    "azure": (("azure.identity", "azure.mgmt.web", "azure.mgmt.storage", "azure.mgmt.resource", "requests"),
+              "pip install 'kagg[azure]'"),
 }
 
 #: DeployOptions fields that kagg.deploy itself reads for every provider: never refused
@@ -124,7 +127,7 @@ def provider_class(name: str) -> type:
 
 
 #: shorthands the CLI accepts (--gcp, --azure) for providers not built in yet
-PLANNED = ("gcp", "azure")
+PLANNED = ("gcp",)
 
 
 def get_provider(name: str, state_dir: Optional[Path] = None) -> Provider:
