@@ -10,7 +10,7 @@ otherwise azure-identity's chain is used (:mod:`.credentials`).
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -98,16 +98,11 @@ class AzureProvider(Provider):
 
     # -- build -----------------------------------------------------------------------------------------------
     def build(self, function: ConvertedFunction, options: DeployOptions) -> Artifact:
-        """The zip with ``azure-functions`` added to requirements.txt (Azure installs them: remote build)."""
+        """The zip; the builder adds ``azure-functions`` to requirements.txt (Azure installs them)."""
         from kagg.packaging.builder import build_artifact
 
-        reqs = list(function.requirements)
-        if not any(r.strip().lower().replace("_", "-").startswith("azure-functions") for r in reqs):
-            reqs.append("azure-functions")
-        built = build_artifact(replace(function, requirements=reqs), provider=self.name, shims=self.shims,
-                               out_dir=self.state_dir / "artifacts" / "azure")
-        built.function = function
-        return built
+        return build_artifact(function, provider=self.name, shims=self.shims,
+                              out_dir=self.state_dir / "artifacts" / "azure")
 
     # -- plan and apply --------------------------------------------------------------------------------------
     def plan(self, artifact: Artifact, current: Optional[Endpoint], options: DeployOptions) -> Plan:
