@@ -221,3 +221,14 @@ def test_a_plain_http_url_to_a_real_host_is_refused(nb, appname, registry_path, 
     monkeypatch.setenv("KAGG_AZURE_ARM_URL", "http://management.example.com")
     result = deploy(str(nb), "--azure", "--name", appname, "--location", "eastus")
     assert result.returncode == 2 and "plain http to a remote host" in result.stderr
+
+
+def test_monitor_signs_every_probe_with_a_key_read_once(azure, nb, appname, registry_path):
+    assert deploy(str(nb), "--azure", "--name", appname, "--location", "eastus").returncode == 0
+    azure.clear()
+    result = run_kagg("monitor", appname, "--count", "6", "--rate", "20/s", "--concurrency", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    reports = json.loads(result.stdout)["endpoints"]
+    assert reports[0]["statuses"] == {"200": 6}, reports
+    assert azure.count("sites.listKeys") == 1 and azure.count("site.call") >= 6
+    assert azure.apps[appname].key not in result.stdout + result.stderr

@@ -41,7 +41,7 @@ class AzureProvider(Provider):
         self._credential = credential
         self._clients: dict[tuple[str, str], Clients] = {}
         self._keys: dict[tuple[str, str], str] = {}  # function keys read in this process: memory only
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # -- credentials and clients (lazily) ----------------------------------------------------------------
     @property
@@ -178,10 +178,8 @@ class AzureProvider(Provider):
             return dict(headers)
         data = endpoint.provider_data or {}
         where = (data.get("resource_group") or "", data.get("app") or endpoint.name)
-        with self._lock:
-            key = self._keys.get(where)
-        if key is None:
-            key = signing.host_key(self.clients(data.get("subscription") or ""), *where)
-            with self._lock:
-                self._keys[where] = key
+        with self._lock:  # monitor signs from many threads: the key is read once
+            if where not in self._keys:
+                self._keys[where] = signing.host_key(self.clients(data.get("subscription") or ""), *where)
+            key = self._keys[where]
         return {**headers, signing.KEY_HEADER: key}
