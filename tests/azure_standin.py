@@ -125,6 +125,9 @@ class AzureStandIn:
         self.fail_build: dict[str, list[str]] = {}
         self.publish_busy = 0
         self.polls_per_operation = 1
+        #: a request to publish waits until this event is set (a test kills kagg meanwhile)
+        self.hold_publish: Optional[threading.Event] = None
+        self.publish_arrived = threading.Event()
         self.tmp = Path(tempfile.mkdtemp(prefix="azure-standin-"))
         standin = self
 
@@ -242,6 +245,9 @@ class AzureStandIn:
     def scm_request(self, h: Any, seen: Seen, path: str, query: dict, body: bytes) -> Any:
         from azure_arm import handle_scm
 
+        if path.endswith("/api/publish") and self.hold_publish is not None:
+            self.publish_arrived.set()
+            self.hold_publish.wait(60)
         return handle_scm(self, h, seen, path, query, body)
 
     def site_request(self, h: Any, url: Any, path: str, query: dict, body: bytes) -> Any:

@@ -141,20 +141,28 @@ def test_a_failed_remote_build_shows_its_own_lines(azure, tmp_path, appname, reg
     assert not azure.sites and not azure.groups
 
 
-def test_a_build_told_to_fail_and_an_import_error_at_indexing(azure, tmp_path, appname, registry_path):
+def test_a_failed_rebuild_keeps_the_previous_version_and_an_import_error_is_shown(azure, tmp_path, appname,
+                                                                                  registry_path):
     nbpath = tmp_path / "greet.ipynb"
     nbpath.write_text(notebook_json(HELLO))
+    assert deploy(str(nbpath), "--azure", "--name", appname, "--location", "eastus").returncode == 0
+    before = entry(registry_path, appname)
+    nbpath.write_text(notebook_json(HELLO.replace('"hello "', '"hey "')))
     azure.fail_build[appname] = ["ERROR: Failed building wheel for numpy", "error: subprocess-exited-with-error"]
-    failed = deploy(str(nbpath), "--azure", "--name", appname, "--location", "eastus")
+    failed = deploy(str(nbpath), "--azure", "--name", appname)
     assert failed.returncode == 1 and "Failed building wheel for numpy" in failed.stderr, failed.stderr
+    assert "the previous version still serves" in failed.stderr
+    after = entry(registry_path, appname)  # the entry says what serves: the previous version
+    assert after["status"] == "ready" and after["artifact_sha256"] == before["artifact_sha256"]
+    assert json.loads(run_kagg("invoke", appname).stdout) == {"greeting": "hello world"}
     del azure.fail_build[appname]
 
-    broken = tmp_path / "broken.ipynb"
-    broken.write_text(notebook_json('LIMIT = int("not a number")\n' + HELLO))
-    result = deploy(str(broken), "--azure", "--name", appname, "--location", "eastus")
+    nbpath.write_text(notebook_json('LIMIT = int("not a number")\n' + HELLO))
+    result = deploy(str(nbpath), "--azure", "--name", appname)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert "loaded 0 functions" in last and "ValueError: invalid literal for int()" in last
+    assert entry(registry_path, appname)["status"] == "pending"  # nothing serves now: a redeploy or delete
 
 
 def test_app_name_taken_elsewhere_is_refused_with_a_suggestion(azure, nb, appname, registry_path):
@@ -232,3 +240,32 @@ def test_monitor_signs_every_probe_with_a_key_read_once(azure, nb, appname, regi
     assert reports[0]["statuses"] == {"200": 6}, reports
     assert azure.count("sites.listKeys") == 1 and azure.count("site.call") >= 6
     assert azure.apps[appname].key not in result.stdout + result.stderr
+
+
+def test_a_deploy_killed_midway_leaves_a_pending_entry_that_delete_cleans_up(azure, nb, appname, registry_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import ROOT, wait_until
+
+    azure.hold_publish = threading.Event()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "kagg", "deploy", str(nb), "--azure", "--name", appname,
+                             "--location", "eastus"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(azure.publish_arrived.is_set, what="the publish request")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        azure.hold_publish.set()
+        if proc.poll() is None:
+            proc.kill()
+    pending = entry(registry_path, appname)
+    assert pending["status"] == "pending"
+    assert {"resource_group", "app", "plan", "storage_account", "container"} <= set(pending["provider_data"])
+    gone = run_kagg("delete", appname, "--purge")
+    assert gone.returncode == 0, gone.stderr
+    assert not azure.sites and not azure.plans and not azure.accounts and not azure.groups

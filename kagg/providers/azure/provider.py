@@ -19,7 +19,7 @@ from kagg.model import Artifact, ConvertedFunction, DeployOptions, Endpoint, Pla
 from kagg.providers.azure import credentials, endpoints, executor, planner, remote, settings, signing, teardown
 from kagg.providers.azure.clients import Clients, RetrySettings
 from kagg.providers.azure.planner import ArtifactInfo, Call
-from kagg.providers.azure.publish import PublishSettings
+from kagg.providers.azure.publish import BuildFailed, PublishSettings
 from kagg.providers.azure.settings import Settings
 from kagg.providers.base import OWNER_TAG, Provider
 
@@ -32,6 +32,7 @@ class AzureProvider(Provider):
 
     name = "azure"
     shims = ("azure",)
+    name_pattern = settings.NAME_PATTERN  # the registry checks entries with it too
     name_rule = settings.NAME_RULE
     options_used = frozenset({"region", "memory", "env", "public", "max_instances", "subscription",
                               "resource_group"})
@@ -59,9 +60,6 @@ class AzureProvider(Provider):
             return self._clients[key]
 
     # -- checks ----------------------------------------------------------------------------------------------
-    def validate_name(self, name: str) -> None:
-        settings.check_name(name)
-
     def validate_options(self, options: DeployOptions) -> None:
         """Every value checked locally, and the URLs kagg would talk to. No call."""
         settings.check_options(options)
@@ -141,8 +139,13 @@ class AzureProvider(Provider):
         extra = plan.options.extra or {}
         run = executor.Executor(self.clients(s.subscription, extra), s, plan.data.get("blob"),
                                 plan.artifact.path.read_bytes, PublishSettings.from_extra(extra), self.progress)
-        run.run([Call(**spec) for spec in plan.data["calls"]])
         function, current = plan.artifact.function, plan.current
+        try:
+            run.run([Call(**spec) for spec in plan.data["calls"]])
+        except BuildFailed as exc:
+            if current is None or current.pending:
+                raise
+            raise BuildFailed(f"{exc.message}; the previous version still serves", endpoint=current) from exc
         return Endpoint(
             name=plan.name, provider=self.name, url=endpoints.site_url(s.app), owner=plan.options.owner,
             auth="none" if s.public else "function_key", region=s.location,

@@ -43,6 +43,10 @@ class PublishSettings:
                    deadline=float(extra.get("azure_deploy_deadline", cls.deadline)))
 
 
+class BuildFailed(DeployFailed):
+    """The deployment failed on Azure's side (remote build); the app keeps its previous package."""
+
+
 class _Retry(Exception):
     """A reply worth asking again (409 a deployment in progress, 429, 5xx)."""
 
@@ -128,8 +132,8 @@ class DeploymentHost:
             return found
         lines = self.error_lines(found)
         shown = " | ".join(lines) if lines else (text or "no log lines")
-        raise DeployFailed(f"the remote build of {self.app} {TERMINAL[status]}: {shown}; fix requirements.txt "
-                           "(or the notebook's imports) and deploy again")
+        raise BuildFailed(f"the remote build of {self.app} {TERMINAL[status]}: {shown}; fix requirements.txt "
+                          "(or the notebook's imports) and deploy again")
 
     def log_lines(self, deployment: dict) -> list[str]:
         """Every message of the deployment's log, details included (only from this same host)."""

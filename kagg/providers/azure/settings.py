@@ -34,7 +34,7 @@ TAG = "kagg-endpoint"
 #: stands for the storage account's connection string: read (listKeys) only when apply needs it
 CONNECTION = "<storage-connection-string>"
 
-_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,58}[A-Za-z0-9])$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,58}[A-Za-z0-9])$")
 NAME_RULE = "2-60 characters: letters, digits and '-', not starting or ending with '-' (Azure's rule for app names)"
 _GROUP = re.compile(r"^[-\w._()]{0,89}[-\w_()]$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -126,7 +126,7 @@ def container_name(app: str) -> str:
 
 
 def check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not NAME_PATTERN.match(name):
         raise BadInput(f"invalid endpoint name {name!r} for provider azure: {NAME_RULE}")
 
 
