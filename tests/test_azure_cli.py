@@ -57,6 +57,7 @@ def test_deploy_skip_change_public_invoke_and_delete(azure, nb, appname, registr
     assert key not in registry_path.read_text() and storage_key not in registry_path.read_text()
 
     assert direct(recorded["url"])[0] == 401  # private by default: the function key is needed
+    azure.clear()
     called = run_kagg("invoke", appname, '{"name": "azure"}')
     assert called.returncode == 0, called.stderr
     assert json.loads(called.stdout) == {"greeting": "hello azure"}

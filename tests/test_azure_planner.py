@@ -46,7 +46,7 @@ def ops(calls) -> list[str]:
 def test_empty_subscription_creates_everything_in_order():
     s = settings()
     calls = plan_calls(ART, s, RemoteState(locations=frozenset({"eastus"})))
-    assert ops(calls) == ["group", "storage", "container", "plan", "site", "publish", "verify", "settings"]
+    assert ops(calls) == ["group", "storage", "container", "plan", "site", "publish", "verify", "keys", "settings"]
     site = calls[4].body
     fac = site["properties"]["functionAppConfig"]
     assert fac["runtime"] == {"name": "python", "version": s.python}
@@ -59,7 +59,7 @@ def test_empty_subscription_creates_everything_in_order():
     assert calls[1].body["properties"]["allowBlobPublicAccess"] is False
     assert calls[3].body["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
     assert calls[-1].body["properties"][st.SHA_SETTING] == ART.sha256
-    assert [c.mutating for c in calls].count(False) == 1  # verify is a read
+    assert [c.mutating for c in calls].count(False) == 2  # verify and keys are reads
 
 
 def test_unchanged_is_no_call_at_all():
@@ -70,7 +70,7 @@ def test_unchanged_is_no_call_at_all():
 def test_code_change_publishes_and_records_the_new_sha():
     s = settings()
     calls = plan_calls(ART, s, deployed(s, sha="cd" * 32))
-    assert ops(calls) == ["publish", "verify", "settings"]
+    assert ops(calls) == ["publish", "verify", "keys", "settings"]
     assert "changed" in calls[0].description
     assert calls[-1].body["properties"][st.SHA_SETTING] == ART.sha256
 
@@ -114,7 +114,7 @@ def test_second_app_in_a_group_reuses_group_and_storage_but_gets_its_own_plan():
     state.site, state.plan, state.container, state.app_settings = None, None, False, {}
     second = settings(app="other")
     calls = plan_calls(ART, second, state)
-    assert ops(calls) == ["container", "plan", "site", "publish", "verify", "settings"]
+    assert ops(calls) == ["container", "plan", "site", "publish", "verify", "keys", "settings"]
     assert second.storage_account == first.storage_account and second.plan_name != first.plan_name
     assert calls[2].body["properties"]["functionAppConfig"]["deployment"]["storage"]["value"].startswith("https://")
 

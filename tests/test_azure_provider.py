@@ -49,6 +49,7 @@ def test_an_injected_credential_deploys_signs_and_deletes(azure, nb, appname, tm
     assert cred.scopes and all(s == (endpoints.token_scope(azure.arm),) for s in cred.scopes)
     assert credentials._default is None  # DefaultAzureCredential was never made
 
+    azure.clear()
     headers = provider.sign(endpoint, "GET", endpoint.url, {"accept": "application/json"}, b"")
     assert headers["x-functions-key"] == azure.apps[appname].key and headers["accept"] == "application/json"
     provider.sign(endpoint, "GET", endpoint.url, {}, b"")

@@ -104,6 +104,13 @@ class Executor:
         if not list(functions or []):
             raise publish.zero_functions_error(self.s.app, self.host, self.deployment)
 
+    def _keys(self, c: Call) -> None:
+        """The key exists once the host has started: read it (and drop it) so a deploy that
+        succeeds is one that ``kagg invoke`` can call at once."""
+        from kagg.providers.azure.signing import host_key
+
+        host_key(self.c, self.s.resource_group, self.s.app)
+
     def _settings(self, c: Call) -> None:
         rg, app = self.s.resource_group, self.s.app
         listed = arm(self.c.web.web_apps.list_application_settings, f"reading the app settings of {app}", rg, app)

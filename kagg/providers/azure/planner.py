@@ -160,6 +160,10 @@ def plan_calls(artifact: ArtifactInfo, s: Settings, remote: RemoteState,
                           "the deployment", {"sha256": artifact.sha256}))
         calls.append(Call("Microsoft.Web/sites/functions/read", "verify",
                           "check that the host loaded the function", mutating=False))
+        if not s.public:
+            calls.append(Call("Microsoft.Web/sites/host/listkeys/action", "keys",
+                              "read the host's function key, which invoke and monitor sign with (not stored)",
+                              mutating=False))
     wanted = s.app_settings(artifact.sha256)
     deployed = remote.app_settings if remote.site is not None else {}
     removed = sorted(k for k in previous_env if k in deployed and k not in wanted)
