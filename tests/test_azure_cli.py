@@ -270,3 +270,11 @@ def test_a_deploy_killed_midway_leaves_a_pending_entry_that_delete_cleans_up(azu
     gone = run_kagg("delete", appname, "--purge")
     assert gone.returncode == 0, gone.stderr
     assert not azure.sites and not azure.plans and not azure.accounts and not azure.groups
+
+
+def test_a_storage_name_taken_elsewhere_is_refused_before_anything_is_made(azure, nb, appname, registry_path):
+    azure.taken_accounts.add(st.storage_account_name(azure.subscriptions[0], f"kagg-{appname}"))
+    result = deploy(str(nb), "--azure", "--name", appname, "--location", "eastus")
+    assert result.returncode == 2 and "is taken by another subscription" in result.stderr, result.stderr
+    assert "choose another --resource-group" in result.stderr
+    assert azure.ops(mutating=True) == [] and not registry_path.exists()
