@@ -278,3 +278,20 @@ def test_a_storage_name_taken_elsewhere_is_refused_before_anything_is_made(azure
     assert result.returncode == 2 and "is taken by another subscription" in result.stderr, result.stderr
     assert "choose another --resource-group" in result.stderr
     assert azure.ops(mutating=True) == [] and not registry_path.exists()
+
+
+def test_env_values_reach_the_app_never_the_registry_and_a_dropped_one_is_removed(azure, nb, appname,
+                                                                                  registry_path):
+    assert deploy(str(nb), "--azure", "--name", appname, "--location", "eastus",
+                  "--env", "MODE=s3cr3t-value").returncode == 0
+    assert azure.settings[appname]["MODE"] == "s3cr3t-value"
+    assert "s3cr3t-value" not in registry_path.read_text()
+    assert entry(registry_path, appname)["provider_data"]["env_keys"] == ["MODE"]
+    azure.settings[appname]["APPLICATIONINSIGHTS_CONNECTION_STRING"] = "InstrumentationKey=someone-elses"
+    azure.clear()
+    again = deploy(str(nb), "--azure", "--name", appname)
+    assert again.returncode == 0, again.stderr
+    assert azure.ops(mutating=True) == ["settings.put"] and "storage.listKeys" not in azure.ops()
+    kept = azure.settings[appname]
+    assert "MODE" not in kept and kept["APPLICATIONINSIGHTS_CONNECTION_STRING"] == "InstrumentationKey=someone-elses"
+    assert "AccountKey=" in kept["AzureWebJobsStorage"]  # the connection strings were kept as they were
