@@ -124,7 +124,7 @@ def _storage(s: Any, op: str, sub: str, rid: str, g: dict, data: dict) -> Any:
                            "kind": data.get("kind"), "sku": data.get("sku"), "tags": data.get("tags") or {},
                            "properties": {**(data.get("properties") or {}), "provisioningState": "Succeeded",
                                           "primaryEndpoints": {"blob": f"https://{name}.blob.core.windows.net/"}},
-                           "_key": secrets.token_urlsafe(24)}
+                           "_key": account["_key"] if account else secrets.token_urlsafe(24)}  # a PUT keeps keys
         s.containers.setdefault(key, set())
         headers = _async(s, sub, "Location")
         headers["Location"] += "&kind=location"
