@@ -58,6 +58,7 @@ setup(
             "local=kagg.providers.local:LocalProvider",
             "aws=kagg.providers.aws:AWSProvider",
             "gcp=kagg.providers.gcp:GCPProvider",
+            "azure=kagg.providers.azure:AzureProvider",
         ],
     },
 )

@@ -52,7 +52,7 @@ def test_layout_script_mode_and_shims(tmp_path):
     assert set(files) == {"kagg.json", "kagg_notebook.py", "kagg_request.py", "kagg_runtime.py",
                           "lambda_function.py", "function_app.py", "host.json", "requirements.txt"}
     assert files["kagg_request.py"].decode() == script_function().request_source
-    assert files["requirements.txt"] == b""
+    assert files["requirements.txt"] == b"azure-functions\n"  # the azure shim's own requirement
     host = json.loads(files["host.json"])
     assert host["version"] == "2.0" and host["extensions"]["http"]["routePrefix"] == ""
     assert "kagg_request.py" not in artifact_files(handler_function(), ["gcf"])

@@ -213,7 +213,7 @@ def test_help_and_version_import_no_cloud_sdk():
                 assert exc.code == 0, exc.code
         bad = sorted(m for m in set(sys.modules) - at_start if m.split(".")[0] in
                      ("boto3", "botocore", "google", "azure", "kaggle", "kagglesdk", "moto", "rich", "nbformat")
-                     or m.startswith(("kagg.providers.gcp", "kagg.providers.aws")))
+                     or m.startswith(("kagg.providers.gcp", "kagg.providers.aws", "kagg.providers.azure")))
         print("LOADED", bad)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

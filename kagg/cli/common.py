@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
 #: ``--local --aws --gcp --azure`` are shorthands for ``--provider NAME``
 PROVIDER_FLAGS = ("local", "aws", "gcp", "azure")
-#: shorthands accepted (a provider package may register them) but not advertised yet
-HIDDEN_FLAGS = ("azure",)
 
 
 def registry_of(ctx: click.Context) -> "Registry":
@@ -64,8 +62,7 @@ def provider_options(help: str = "Provider to use (default: local).") -> Callabl
     """Decorator: ``--provider NAME`` and its shorthands, read back with :func:`chosen_provider`."""
     def decorate(func: Callable) -> Callable:
         for name in reversed(PROVIDER_FLAGS):
-            func = click.option(f"--{name}", f"flag_{name}", is_flag=True, help=f"Shorthand for --provider {name}.",
-                                hidden=name in HIDDEN_FLAGS)(func)
+            func = click.option(f"--{name}", f"flag_{name}", is_flag=True, help=f"Shorthand for --provider {name}.")(func)
         return click.option("--provider", "-p", metavar="NAME", help=help)(func)
     return decorate
 

@@ -138,8 +138,11 @@ def deploy(ctx: click.Context, notebook: str, env_pairs: tuple[str, ...], timeou
 @click.option("--all", "all_", is_flag=True, help="Delete every endpoint in the registry (asks first).")
 @click.option("--yes", "-y", is_flag=True, help="With --all: do not ask.")
 @click.option("--purge-role", is_flag=True, help="aws: also delete the execution role kagg created.")
+@click.option("--purge", is_flag=True,
+              help="azure: also delete the plan, storage account and resource group kagg created (if unused).")
 @click.pass_context
-def delete(ctx: click.Context, names: tuple[str, ...], all_: bool, yes: bool, purge_role: bool) -> None:
+def delete(ctx: click.Context, names: tuple[str, ...], all_: bool, yes: bool, purge_role: bool,
+           purge: bool) -> None:
     """Delete the endpoints NAME...: their resources, then their registry entries."""
     import sys
 
@@ -169,7 +172,7 @@ def delete(ctx: click.Context, names: tuple[str, ...], all_: bool, yes: bool, pu
                                  default=False, err=True):
                 raise OperationFailed("not confirmed; nothing was deleted")
     names = tuple(dict.fromkeys(names))
-    options = DeployOptions(extra={"purge_role": purge_role})
+    options = DeployOptions(extra={"purge_role": purge_role, "purge": purge})
     if len(names) == 1:  # one name: its own error, as it is
         for message in do_delete(names[0], registry, options):
             warn(message)

@@ -84,8 +84,22 @@ def manifest_bytes(function: ConvertedFunction) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-def requirements_bytes(function: ConvertedFunction) -> bytes:
+#: what an entry shim needs the platform to install, added to requirements.txt unless the notebook
+#: names it already (Azure installs requirements.txt at deploy: its worker library is one of them)
+SHIM_REQUIREMENTS: dict[str, tuple[str, ...]] = {"azure": ("azure-functions",)}
+
+
+def _distribution(requirement: str) -> str:
+    import re
+
+    return re.split(r"[<>=!~;\[ @]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def requirements_bytes(function: ConvertedFunction, shims: Sequence[str] = ()) -> bytes:
     lines = [r.strip() for r in function.requirements if r.strip()]
+    named = {_distribution(r) for r in lines}
+    for kind in shims:
+        lines += [r for r in SHIM_REQUIREMENTS.get(kind, ()) if _distribution(r) not in named]
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
@@ -113,7 +127,7 @@ def artifact_files(function: ConvertedFunction, shims: Sequence[str]) -> dict[st
         NOTEBOOK_FILE: function.module_source.encode("utf-8"),
         MANIFEST_FILE: manifest_bytes(function),
         RUNTIME_FILE: runtime_source(),
-        REQUIREMENTS_FILE: requirements_bytes(function),
+        REQUIREMENTS_FILE: requirements_bytes(function, shims),
     }
     if function.mode == "script":
         own[REQUEST_FILE] = (function.request_source or "").encode("utf-8")

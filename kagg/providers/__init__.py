@@ -23,17 +23,20 @@ BUILTIN = {
     "local": "kagg.providers.local:LocalProvider",
     "aws": "kagg.providers.aws:AWSProvider",
     "gcp": "kagg.providers.gcp:GCPProvider",
+    "azure": "kagg.providers.azure:AzureProvider",
 }
 
 #: the entry shims of the built-in providers (their classes' ``shims``), so that ``kagg convert``
 #: writes a provider's files without scanning entry points or importing the provider
-BUILTIN_SHIMS = {"local": ("gcf",), "aws": ("lambda",), "gcp": ("gcf",)}
+BUILTIN_SHIMS = {"local": ("gcf",), "aws": ("lambda",), "gcp": ("gcf",), "azure": ("azure",)}
 
 #: what a built-in provider needs beyond kagg's own dependencies: (modules, how to install them)
 REQUIREMENTS = {
     "local": (("functions_framework",), "pip install functions-framework"),
     "aws": (("boto3", "botocore"), "pip install 'kagg[aws]'"),
     "gcp": (("google.cloud.functions_v2", "google.cloud.run_v2", "google.auth"), "pip install 'kagg[gcp]'"),
+    "azure": (("azure.identity", "azure.mgmt.web", "azure.mgmt.storage", "azure.mgmt.resource", "requests"),
+              "pip install 'kagg[azure]'"),
 }
 
 #: DeployOptions fields that kagg.deploy itself reads for every provider: never refused
@@ -119,14 +122,7 @@ def provider_class(name: str) -> type:
         import importlib
 
         return getattr(importlib.import_module(module), attr)
-    if name in PLANNED:
-        raise BadInput(f"the {name} provider is not part of this kagg release yet; "
-                       f"available: {', '.join(available())} (or install a package that registers {name!r})")
     raise BadInput(f"unknown provider {name!r}; available: {', '.join(available())}")
-
-
-#: shorthands the CLI accepts (--azure) for providers not built in yet
-PLANNED = ("azure",)
 
 
 def get_provider(name: str, state_dir: Optional[Path] = None) -> Provider:

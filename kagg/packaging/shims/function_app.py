@@ -7,7 +7,9 @@ host.json sets ``extensions.http.routePrefix`` to ``""``: the contract's
 function itself ``https://APP.azurewebsites.net/`` instead of under ``/api``.
 Calls need a function key (``x-functions-key`` header or ``?code=``);
 ``code`` is removed from the query before binding unless the function takes
-a parameter of that name.
+a parameter of that name. The app setting ``KAGG_AUTH_LEVEL=anonymous``
+(``kagg deploy --azure --public``) makes the route anonymous instead: the worker
+reads it when it indexes this file, so switching needs no new zip.
 """
 
 import os
@@ -25,7 +27,8 @@ import kagg_runtime  # noqa: E402
 APP = kagg_runtime.load(_HERE)
 _KEEP_CODE = any(p.get("name") == "code" for p in APP.manifest.get("parameters") or [])
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+_AUTH = func.AuthLevel.ANONYMOUS if os.environ.get("KAGG_AUTH_LEVEL") == "anonymous" else func.AuthLevel.FUNCTION
+app = func.FunctionApp(http_auth_level=_AUTH)
 
 
 def to_request(req: func.HttpRequest) -> kagg_runtime.Request:

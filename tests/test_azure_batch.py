@@ -1,0 +1,45 @@
+"""``kagg batch`` with local, AWS and Azure items in one list, in parallel, through the real CLI.
+
+AWS items go to moto behind the recording proxy (tests/aws_fixtures.py), Azure
+items to the Azure stand-in; the local item runs a real server (the ``reg``
+fixture stops it). Google Cloud joins this list when its provider is merged.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_fixtures import aws, moto_stack  # noqa: F401
+from aws_fixtures import notebook_json as aws_notebook
+from azure_fixtures import azure, appname  # noqa: F401
+from conftest import run_kagg
+
+
+def test_a_batch_mixing_local_aws_and_azure(azure, aws, appname, reg, tmp_path):
+    for i in range(3):
+        (tmp_path / f"nb{i}.ipynb").write_text(aws_notebook())
+    names = {"local": f"{appname}-local", "aws": f"{appname}-aws", "azure": f"{appname}-az"}
+    (tmp_path / "list.csv").write_text(
+        "notebook,name,provider,region\n"
+        f"nb0.ipynb,{names['local']},local,\n"
+        f"nb1.ipynb,{names['aws']},aws,us-east-1\n"
+        f"nb2.ipynb,{names['azure']},azure,westeurope\n")
+    proc = run_kagg("batch", str(tmp_path / "list.csv"), "--parallel", "3", "--json", cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    items = {item["name"]: item for item in json.loads(proc.stdout)["items"]}
+    assert {items[n]["status"] for n in names.values()} == {"ok"}, items
+    endpoints = json.loads(reg.read_text())["endpoints"]
+    assert {endpoints[n]["provider"] for n in names.values()} == {"local", "aws", "azure"}
+    assert endpoints[names["azure"]]["region"] == "westeurope"
+    assert any(k[1] == names["azure"] for k in azure.sites)
+
+    # the local server and the Azure app answer alike (moto does not serve function URLs)
+    answers = [run_kagg("invoke", names[p], '{"name": "batch"}') for p in ("local", "azure")]
+    assert [a.returncode for a in answers] == [0, 0], [a.stderr for a in answers]
+    assert json.loads(answers[0].stdout) == json.loads(answers[1].stdout)
+
+    azure.clear()
+    again = run_kagg("batch", str(tmp_path / "list.csv"), "--json", cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert {i["status"] for i in json.loads(again.stdout)["items"]} == {"skipped"}
+    assert azure.ops(mutating=True) == []
