@@ -1,4 +1,4 @@
-"""Kaggle: training notebooks run as Kaggle kernels (ARCHITECTURE.md §9, docs/kaggle-kernel.md).
+"""Kaggle: training notebooks run as Kaggle kernels (docs/kaggle-kernel.md).
 
     kernel        a notebook + a KernelRequest -> the KernelBundle that is pushed (build_kernel)
     manifest      the kernel's kagg-result.json and log markers, read back (read_result, markers_in)

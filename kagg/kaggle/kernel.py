@@ -1,4 +1,4 @@
-"""A notebook + a :class:`KernelRequest` -> the :class:`KernelBundle` pushed to Kaggle (ARCHITECTURE.md §9).
+"""A notebook + a :class:`KernelRequest` -> the :class:`KernelBundle` pushed to Kaggle.
 
 Every check that can fail happens here, before any GPU time is spent: a Python notebook, no
 hard-coded credentials (the secrets gate), known parameters with values of their declared
@@ -34,7 +34,7 @@ _REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 @dataclass
 class KernelRequest:
     owner: str  # Kaggle user name: metadata id is f"{owner}/{slug}"
-    slug: str  # a fresh slug chosen by the caller (client helper)
+    slug: str  # a fresh slug for each run, chosen by the caller (kagg.kaggle.jobs)
     title: str  # slugified title == slug (Kaggle's rule)
     parameters: dict[str, Any] = field(default_factory=dict)  # raw -p values (str) or JSON values
     device: str = "gpu"  # "gpu" | "cpu"

@@ -1,4 +1,4 @@
-"""Which of a notebook's cells become the kernel (ARCHITECTURE.md §9, "Cells").
+"""Which of a notebook's cells become the kernel (docs/kaggle-kernel.md, "Which cells run").
 
 Every code cell not tagged ``skip``; in a handler-mode notebook (a top-level ``def handler``
 outside ``train`` cells) the setup cells and the ``train`` cells, not the cell(s) defining the
