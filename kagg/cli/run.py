@@ -39,6 +39,7 @@ def parse_parameters(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--resume-from", metavar="JOB|DIR",
               help="Resume from this job's checkpoints (locally: an earlier run's folder).")
 @click.option("--force-resume", is_flag=True, help="Use the checkpoints even if they do not match.")
+@click.option("--allow-secrets", is_flag=True, help="Build the kernel even if credentials are found in the notebook.")
 @click.option("--wait/--no-wait", default=True, help="Follow the run to its end (--no-wait: push and return).")
 @click.option("--gpu-wait", "gpu_wait_text", metavar="DURATION",
               help="Longest wait in kagg's queue while the GPU session cap is reached (default: no limit).")

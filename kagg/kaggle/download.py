@@ -86,7 +86,7 @@ class _Fetcher:
             return Downloaded(name, target, target.stat().st_size, expected.sha256, True, False)
         started = time.monotonic()
         retrying = Retrying(stop=stop_after_attempt(6) | stop_after_delay(self.deadline_s),
-                            wait=wait_exponential_jitter(initial=0.5, max=10), reraise=True,
+                            wait=wait_exponential_jitter(multiplier=0.5, max=10, jitter=0.5), reraise=True,
                             retry=retry_if_exception_type(Transient))
         try:
             retrying(self._fetch_once, name, url, target, expected, started)

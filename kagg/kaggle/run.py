@@ -34,6 +34,7 @@ class RunRequest:
     timeout_s: Optional[int] = None
     resume_from: Optional[str] = None
     force_resume: bool = False
+    allow_secrets: bool = False
     wait: bool = True
     out_dir: Optional[Path] = None
     state_dir: Optional[Path] = None     # where the job journal goes (the registry's state folder)
@@ -114,7 +115,8 @@ def kernel_request(req: RunRequest, owner: str, slug: str):
     return KernelRequest(owner=owner, slug=slug, title=slug, parameters=dict(req.parameters), device=req.device,
                          accelerator=req.accelerator, internet=req.internet, timeout_s=req.timeout_s,
                          datasets=list(req.datasets), competition=req.competition, models=list(req.models),
-                         resume_from=req.resume_from, force_resume=req.force_resume)
+                         resume_from=req.resume_from, force_resume=req.force_resume,
+                         allow_secrets=req.allow_secrets)
 
 
 def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSummary:
@@ -224,18 +226,18 @@ def judge(summary: RunSummary, status: str, failure: str, fetched, resume_from: 
         note = checkpoint_note(summary.checkpoint, resume_from)
         if note:
             summary.notes.append(note)
+    cause = result.error_line() if result is not None else None
     if status != "COMPLETE":
         summary.ok = False
-        summary.failure = f"the kernel ended {status}" + (f": {failure}" if failure else "")
-        if summary.error_lines:
-            summary.failure += f" ({summary.error_lines[-1].strip()})"
+        detail = cause or failure or (summary.error_lines[-1].strip() if summary.error_lines else "")
+        summary.failure = f"the kernel ended {status}" + (f": {detail}" if detail else "")
     elif not fetched.end_marker:
         summary.ok = False
         summary.failure = ("the kernel ended COMPLETE without kagg's end marker: it did not run to the end "
                            f"(see {fetched.log_path})")
-    elif result is not None and str(result.status).lower() not in ("ok", "complete", "completed", "success"):
+    elif result is not None and not result.ok:
         summary.ok = False
-        summary.failure = f"the kernel's manifest says {result.status}"
+        summary.failure = f"the kernel's manifest says {result.status}" + (f": {cause}" if cause else "")
 
 
 def exit_code(summary: RunSummary) -> int:
