@@ -36,8 +36,8 @@ def run_here(req: RunRequest, events: Optional[RunEvents] = None) -> RunSummary:
         source = slugify(folder.resolve().name) or "previous-run"
         sources[source] = folder.resolve()
         resume = f"local/{source}"
-    ev.step("check", str(req.notebook))
     bundle = build_kernel(req.notebook, kernel_request(replace(req, resume_from=resume), "local", slug))
+    ev.step("check", f"{req.notebook}: notebook, secrets, parameters")
     for note in bundle.notes:
         ev.note(note)
     out_dir = Path(req.out_dir) if req.out_dir else Path("kagg-runs") / slug

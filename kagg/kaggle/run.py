@@ -130,7 +130,6 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
 
     ev = events or RunEvents()
     started = time.monotonic()
-    ev.step("check", f"{req.notebook}")
     creds = load_credentials()
     kaggle = Kaggle(creds)
     slug = fresh_slug(Path(req.notebook).stem)
@@ -143,8 +142,6 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
                            "pick one from `kagg kaggle jobs`")
         req.resume_from = previous.kernel
     bundle = build_kernel(req.notebook, kernel_request(req, creds.username, slug))
-    for note in bundle.notes:
-        ev.note(note)
     quota_before = kaggle.quota()
     gpu = bool(bundle.metadata.get("enable_gpu")) or req.device == "gpu"
     left = (quota_before.get("gpu") or {}).get("time_left") if gpu else None
@@ -153,6 +150,10 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
 
         raise BadInput(f"no GPU quota left this week (refreshes {quota_before.get('refresh_time') or 'weekly'}); "
                        "run with --device cpu, or wait")
+    left_text = f", {left / 3600:.1f} h of GPU quota left" if left is not None else ""
+    ev.step("check", f"{req.notebook}: notebook, secrets, credentials ({creds.username}){left_text}")
+    for note in bundle.notes:
+        ev.note(note)
     out_dir = Path(req.out_dir) if req.out_dir else Path("kagg-runs") / slug
     ev.step("build", f"{bundle.metadata['id']} ({len(bundle.text()) // 1024} KiB)")
     bundle.write(out_dir / "kernel")
