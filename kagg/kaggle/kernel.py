@@ -27,7 +27,7 @@ from kagg.notebook.loading import LoadedNotebook, load_notebook
 from kagg.notebook.parameters import parameters_cell
 
 METADATA_FILE = "kernel-metadata.json"
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,48}[a-z0-9])$")
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,98}[a-z0-9])$")
 _REF = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
@@ -99,6 +99,8 @@ def build_kernel(notebook: Union[str, Path, LoadedNotebook], request: KernelRequ
     declared = parameters_cell(pcell.source, pcell.number) if pcell else []
     injected, effective = resolve(declared, dict(request.parameters or {}), loaded.filename,
                                   pcell.number if pcell else None)
+    if injected and not request.allow_secrets:
+        _check_values(injected)
     compat = compat_keys(pcell.source if pcell else None, [p.name for p in declared], pcell.number if pcell else None)
     modules = _modules(loaded, selection, notes, request.allow_secrets)
     archive = build_archive(modules, loaded.filename)
@@ -118,11 +120,22 @@ def build_kernel(notebook: Union[str, Path, LoadedNotebook], request: KernelRequ
                         modules=archive.files)
 
 
+def _check_values(injected: dict) -> None:
+    """A credential passed with -p would be written into the kernel's source, stored on Kaggle."""
+    from kagg.notebook.secret_rules import scan_text
+
+    for finding in scan_text(kn.injected_source(injected), "code"):
+        name = list(injected)[finding.line - 2] if 2 <= finding.line < len(injected) + 2 else "a parameter"
+        raise BadInput(f"the value of parameter {name!r} looks like a {finding.description}: {finding.redacted}; "
+                       "it would be stored in the kernel's source on Kaggle: read it from Kaggle Secrets "
+                       "(kaggle_secrets.UserSecretsClient) instead, or pass --allow-secrets")
+
+
 def _check_request(request: KernelRequest) -> None:
     if not request.owner or not re.match(r"^[A-Za-z0-9][\w-]*$", request.owner):
         raise BadInput(f"invalid Kaggle user name {request.owner!r}; check your Kaggle credentials")
     if not _SLUG.match(request.slug or ""):
-        raise BadInput(f"invalid kernel slug {request.slug!r}: use 3-50 lower-case letters, digits and dashes")
+        raise BadInput(f"invalid kernel slug {request.slug!r}: use 3-100 lower-case letters, digits and dashes")
     if len((request.title or "").strip()) < 5:
         raise BadInput(f"the kernel title {request.title!r} is too short: Kaggle needs at least 5 characters")
     for ref in [*request.datasets, *([request.resume_from] if request.resume_from else [])]:

@@ -69,9 +69,8 @@ def select_cells(loaded: LoadedNotebook) -> Selection:
             shown = ", ".join(str(c.number) for c in handler_cells)
             raise BadInput(f"{loaded.filename} serves `{HANDLER}` (cell {shown}) and has no cell tagged `train`; "
                            "tag the training cells `train` (the handler cell does not go to Kaggle)")
-        cells = [c for c in candidates if c not in handler_cells]
-        notes.append(f"handler-mode notebook: the kernel runs the setup and `train` cells; cell "
-                     f"{', '.join(str(c.number) for c in handler_cells)} (the handler) is left out")
+        cells, note = _without_handler(candidates, handler_cells)
+        notes.append(note)
     if not cells:
         raise BadInput(f"{loaded.filename} has no code to run on Kaggle (every code cell is empty or tagged "
                        "`skip`); remove the `skip` tag from the training cells")
@@ -80,6 +79,28 @@ def select_cells(loaded: LoadedNotebook) -> Selection:
         notes.append(f"cell {extra.number} is also tagged `parameters`; only cell {tagged[0].number} declares "
                      "the parameters, this one runs as ordinary code")
     return Selection(cells, tagged[0] if tagged else None, handler_mode, notes)
+
+
+def _without_handler(candidates: list[KernelCell], handler_cells: list[KernelCell]) -> tuple[list[KernelCell], str]:
+    """Leave out the handler's cells, and the other non-``train`` cells that call it (serving checks
+    such as ``handler({"x": 1})``, which would fail without it); a ``train`` cell that uses the
+    handler keeps it in."""
+    shown = ", ".join(str(c.number) for c in handler_cells)
+    users = [c for c in candidates if c not in handler_cells and _uses(c.tree, HANDLER)]
+    trainers = [c for c in users if c.role == "train"]
+    if trainers:
+        return candidates, (f"handler-mode notebook: cell {shown} (the handler) is kept because `train` cell "
+                            f"{trainers[0].number} calls `{HANDLER}`")
+    left_out = handler_cells + users
+    cells = [c for c in candidates if c not in left_out]
+    also = f"; so is cell {', '.join(str(c.number) for c in users)}, which calls it" if users else ""
+    return cells, (f"handler-mode notebook: the kernel runs the setup and `train` cells; cell {shown} "
+                   f"(the handler) is left out{also}")
+
+
+def _uses(tree: Optional[ast.Module], name: str) -> bool:
+    return bool(tree) and any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
+                              for n in ast.walk(tree))
 
 
 def _compiled(source: str, number: int) -> Optional[ast.Module]:

@@ -22,7 +22,7 @@ from typing import Callable, Optional
 from kagg.errors import BadInput, OperationFailed
 from kagg.kaggle.kernel import KernelBundle
 from kagg.kaggle.kernel_notebook import DRIVER_PATH
-from kagg.kaggle.manifest import RESULT_FILE, KernelResult, read_result
+from kagg.kaggle.manifest import RESULT_FILE, KernelResult, markers_in, read_result
 
 #: returncode of a run stopped by ``timeout_s``
 TIMED_OUT = 124
@@ -38,6 +38,12 @@ class LocalRun:
     @property
     def working(self) -> Path:
         return self.root / "working"
+
+    @property
+    def ok(self) -> bool:
+        """Every cell ran: exit 0, the end marker printed and the manifest says ``complete``."""
+        return (self.returncode == 0 and markers_in(self.log)[1] and self.result is not None
+                and self.result.status == "complete")
 
 
 def prepare_root(root: Path, sources: Optional[dict[str, Path]] = None) -> None:
