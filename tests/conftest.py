@@ -29,6 +29,9 @@ needs_corpus = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").is_file(),
 EXAMPLES = ROOT / "examples"
 T = TypeVar("T")
 
+# the Kaggle stand-in's fixtures (kaggle_standin, kaggle_env, kaggle_sdk) for every test
+from kaggle_fixtures import kaggle_env, kaggle_sdk, kaggle_standin  # noqa: E402,F401
+
 
 @pytest.fixture(autouse=True)
 def _cloud_hygiene(monkeypatch, tmp_path_factory):

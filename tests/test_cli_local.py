@@ -206,7 +206,8 @@ def test_help_and_version_import_no_cloud_sdk():
         # .pth file before any code runs; only what kagg itself loads counts
         at_start = set(sys.modules)
         from kagg.cli import main
-        for argv in (["--help"], ["--version"], ["deploy", "--help"], ["batch", "--help"], ["monitor", "--help"]):
+        for argv in (["--help"], ["--version"], ["deploy", "--help"], ["batch", "--help"], ["monitor", "--help"],
+                     ["run", "--help"], ["kaggle", "--help"]):
             try:
                 main(argv)
             except SystemExit as exc:
