@@ -143,7 +143,8 @@ class DriverInstance:
         return self._ask({"modules": True})
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
