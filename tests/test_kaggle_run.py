@@ -189,3 +189,36 @@ def test_without_kaggle_the_same_kernel_runs_here(tmp_path):
                           "-o", str(tmp_path / "again"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert again["checkpoint"]["decision"] == "used" and "| resumed from epoch 3" in res.stderr
+
+
+def test_a_session_timeout_and_a_stuck_kernel_exit_1(kaggle_standin, tmp_path):
+    nb = training_notebook(tmp_path / "nb", GATE)
+    res, out = run_json(str(nb), "--kaggle", "--device", "cpu", "--timeout", "3s", "-o", str(tmp_path / "t"),
+                        cwd=tmp_path)
+    assert res.returncode == 1 and out["status"] == "ERROR" and not out["ok"], res.stderr
+    assert out["failure"].startswith("the kernel ended ERROR")
+    kaggle_standin.make_stuck()
+    res, out = run_json(str(nb), "--kaggle", "--device", "cpu", "--timeout", "1s", "-o", str(tmp_path / "s"),
+                        cwd=tmp_path)
+    assert res.returncode == 1 and out["status"] == "STUCK", res.stderr
+    assert "looks stuck" in out["failure"] and "kagg kaggle stop" in out["failure"]
+
+
+def test_no_gpu_quota_left_is_bad_input(kaggle_standin, tmp_path):
+    kaggle_standin.gpu_used_s = kaggle_standin.gpu_quota_s
+    nb = training_notebook(tmp_path / "nb")
+    res = run_kagg("run", str(nb), "--kaggle", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.startswith("Error: no GPU quota left"), res.stderr
+    assert kaggle_standin.calls_to("SaveKernel") == []
+    cpu = run_kagg("run", str(nb), "--kaggle", "--device", "cpu", "--no-wait", cwd=tmp_path)
+    assert cpu.returncode == 0, cpu.stderr
+
+
+def test_complete_without_the_end_marker_is_a_failure(tmp_path):
+    from kagg.kaggle.outputs import Fetched
+    from kagg.kaggle.run import RunSummary, judge
+
+    summary = RunSummary(job="a/b/v1", status="COMPLETE", ok=True, where="kaggle")
+    judge(summary, "COMPLETE", "", Fetched(log_lines=["[kagg] KERNEL-START a/b", "training"], end_marker=False,
+                                           log_path=tmp_path / "b.log"), None)
+    assert not summary.ok and "without kagg's end marker" in summary.failure

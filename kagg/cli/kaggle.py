@@ -75,6 +75,10 @@ def logs(job: str, follow_it: bool, as_json: bool) -> None:
     found = _job(job, k)
     if not follow_it:
         lines = log_lines(k.log(found))
+        if not lines:
+            state, _ = k.status(found)
+            if state in ("QUEUED", "RUNNING"):
+                sys.stderr.write(f"{found} is {state}: Kaggle gives its log once it ends; follow it with -f\n")
         if as_json:
             print_json({"job": str(found), "lines": lines})
         else:
