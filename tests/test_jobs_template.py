@@ -99,3 +99,14 @@ def test_without_kaggle_credentials_the_deploy_says_what_jobs_will_do(monkeypatc
                        Registry(tmp_path / "endpoints.json"))
     assert prepared.jobs["enabled"] and "KAGGLE_KEY" not in prepared.options.env
     assert any("503" in str(n) and "credentials" in str(n) for n in prepared.function.notes)
+
+
+def test_the_jobs_modules_import_only_the_standard_library_at_load():
+    """kagglesdk (and requests) only inside the functions that call Kaggle: loading kagg_jobs costs nothing."""
+    import ast
+
+    for name in ("kagg_jobs.py", "kagg_jobs_kaggle.py"):
+        tree = ast.parse((RUNTIME_DIR / name).read_text())
+        top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+        top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+        assert top - {"__future__"} <= set(sys.stdlib_module_names), (name, top)
