@@ -104,19 +104,28 @@ def prepare(source: str, provider_name: str = "local", options: Optional[DeployO
                        f"or pass --name {name} to replace that endpoint")
     provider.validate_target(name, current, options)
     function.name = name
-    options, jobs = _attach_jobs(function, source, options)
+    options, jobs = _attach_jobs(function, source, options, provider)
     provider.check_function(function, options)
     return Prepared(provider, function, name, current, options, jobs)
 
 
-def _attach_jobs(function: ConvertedFunction, source: str, options: DeployOptions) -> tuple[DeployOptions, dict]:
+def _attach_jobs(function: ConvertedFunction, source: str, options: DeployOptions,
+                 provider: Provider) -> tuple[DeployOptions, dict]:
     """A notebook with train cells gets ``/jobs`` (the kernel template in its artifact) and the
     deployer's Kaggle credentials as secret env entries (kagg.jobs_secrets); others are unchanged."""
     if not function.train_source:
         return options, {}
+    import importlib.util
+
     from kagg.jobs_secrets import deployer_secrets, with_secrets
     from kagg.jobs_template import attach_jobs
     from kagg.model import Note
+
+    if provider.name == "local" and not options.venv and importlib.util.find_spec("kagglesdk") is None:
+        function.notes.append(Note("POST /jobs is off: this environment lacks kagglesdk, which a local endpoint "
+                                   "needs for it; pip install 'kagg[kaggle]' (or deploy with --venv), then "
+                                   "deploy again"))
+        return options, {"enabled": False}
 
     setup = attach_jobs(function, source, options.public, options.public_jobs)
     if not setup.enabled:

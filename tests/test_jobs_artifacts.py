@@ -58,3 +58,34 @@ def test_a_job_from_start_to_outputs(kind, kaggle_standin, tmp_path):
         assert len(pushed) == 1 and kaggle_standin.key not in pushed[0].body["text"]
     finally:
         inst.stop()
+
+
+def test_logs_of_a_running_job_and_an_error(kaggle_standin, tmp_path):
+    """GET /jobs/ID/logs while the kernel runs (Kaggle's log stream, read briefly); a failing
+    train cell ends the job as `error` naming the cell's exception."""
+    from jobs_helpers import HANDLER, PARAMS, SETUP
+    from notebooks import write
+
+    gate = ("import time\nprint('waiting at the gate', flush=True)\n"
+            "while not (ROOT / 'go').exists():\n    time.sleep(0.02)\nif label == 'fail':\n"
+            "    raise ValueError('the data is empty')")
+    nb = write(tmp_path / "gated.ipynb", SETUP, (PARAMS, ["parameters"]), (gate, ["train"]), HANDLER)
+    folder = artifact_tree(nb, ("lambda",), tmp_path / "app")
+    inst = DriverInstance("lambda", folder, {**kaggle_standin.env(), "KAGG_JOBS_LOG_WAIT_S": "1"}, tmp_path / "l.log")
+    try:
+        job = inst.send([Req("POST", "/jobs", {"label": "fail"})])[0].json()["id"]
+        kernel = kaggle_standin.only_kernel()
+
+        def running_log():
+            body = inst.send([Req("GET", f"/jobs/{job}/logs")])[0].json()
+            return body if "waiting at the gate" in body["log"] else None
+
+        from conftest import wait_until
+
+        body = wait_until(running_log, timeout=120, what="the gate line in the live log")
+        assert body["status"] == "running"
+        (kernel.latest.root / "go").write_text("")
+        done = wait_done(inst, job)
+        assert done["status"] == "error" and "the data is empty" in (done["failure"] or ""), done
+    finally:
+        inst.stop()

@@ -31,6 +31,8 @@ _JOB = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/([a-z0-9][a-z0-9-]{2,99})
 _STATUS = {"QUEUED": "queued", "NEW_SCRIPT": "queued", "RUNNING": "running", "COMPLETE": "complete",
            "ERROR": "error", "CANCEL_REQUESTED": "stopped", "CANCEL_ACKNOWLEDGED": "stopped"}
 RESULT_FILE = "kagg-result.json"
+#: how long GET /jobs/ID/logs reads a running session's log stream (seconds)
+LOG_WAIT_VAR = "KAGG_JOBS_LOG_WAIT_S"
 
 
 def load(root: str, runtime) -> "Jobs":
@@ -300,9 +302,12 @@ class Jobs:
         kaggle = self.kaggle()
         deadline = kaggle.deadline()
         state, _failure = kaggle.status(owner, slug, version, deadline)
-        _files, log = kaggle.outputs(owner, slug, version, deadline, most=1)
-        return {"id": encode_id(owner, slug, version), "status": _STATUS.get(state, "running"),
-                "log": log_text(log)}
+        status = _STATUS.get(state, "running")
+        if status in ("queued", "running"):  # Kaggle lists a session's log once it is over: read the stream
+            text = kaggle.live_log(owner, slug, version, float(self.env.get(LOG_WAIT_VAR) or 2.0))
+        else:
+            text = log_text(kaggle.outputs(owner, slug, version, deadline, most=1)[1])
+        return {"id": encode_id(owner, slug, version), "status": status, "log": text}
 
     def stop(self, job: tuple[str, str, int]) -> dict:
         owner, slug, version = job
@@ -314,12 +319,8 @@ class Jobs:
 
 def log_text(log: str) -> str:
     """Kaggle's stored log (a JSON list of ``{stream_name, time, data}``) as plain text."""
-    stripped = (log or "").strip()
-    if stripped.startswith("["):
-        try:
-            entries = json.loads(stripped)
-        except ValueError:
-            return log
-        if isinstance(entries, list):
-            return "".join(str(e.get("data", "")) if isinstance(e, dict) else str(e) for e in entries)
-    return log or ""
+    if not (log or "").lstrip().startswith("["):
+        return log or ""
+    import kagg_jobs_kaggle
+
+    return kagg_jobs_kaggle._joined(log)

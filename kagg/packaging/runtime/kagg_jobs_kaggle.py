@@ -212,6 +212,51 @@ class Kaggle:
             seen.add(token)
         return files, log
 
+    def live_log(self, owner: str, slug: str, version: int, wait_s: float) -> str:
+        """A running session's log so far: Kaggle's log stream (server-sent events, replayed from the
+        start) read for about ``wait_s`` seconds, then closed. Best effort: "" when it cannot be read."""
+        import requests
+
+        http = self._http()
+        session = http._session
+        headers = {k: v for k, v in session.headers.items() if k.lower() != "content-type"}
+        headers["Accept"] = "text/event-stream, */*"
+        self._local.timeout = (min(5.0, wait_s), wait_s)
+        stop = time.monotonic() + wait_s
+        parts: list[str] = []
+        try:
+            reply = session.get(f"{self.base_url}/v1/kernels/logs/stream/{owner}/{slug}", stream=True,
+                                headers=headers, params={"versionLabel": f"v{version}"})
+            reply.raise_for_status()
+        except requests.RequestException:
+            return ""
+        with reply:
+            if not (reply.headers.get("Content-Type") or "").lower().startswith("text/event-stream"):
+                return _joined(reply.text)
+            buffer = b""
+            try:
+                while time.monotonic() < stop:
+                    block = reply.raw.read1(65536)
+                    if not block:
+                        break
+                    buffer += block
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        text = line.rstrip(b"\r").decode("utf-8", "replace")
+                        if not text.startswith("data:"):
+                            continue
+                        payload = text[5:].strip()
+                        if payload == "END_OF_LOG":
+                            return "".join(parts)
+                        try:
+                            event = json.loads(payload)
+                        except ValueError:
+                            event = {"data": payload + "\n"}
+                        parts.append(str(event.get("data", "")) if isinstance(event, dict) else str(event))
+            except Exception:  # the read timed out or the stream broke: what came so far is the answer
+                pass
+        return "".join(parts)
+
     def delete(self, owner: str, slug: str, deadline: float) -> None:
         from kagglesdk.kernels.types.kernels_api_service import ApiDeleteKernelRequest, ApiDeleteKernelResponse
 
@@ -256,3 +301,14 @@ class Kaggle:
         except (requests.RequestException, ValueError):
             return None
         return data if isinstance(data, dict) else None
+
+
+def _joined(text: str) -> str:
+    """Kaggle's stored log (a JSON list of ``{stream_name, time, data}``) as plain text."""
+    try:
+        entries = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(entries, list):
+        return text
+    return "".join(str(e.get("data", "")) if isinstance(e, dict) else str(e) for e in entries)
