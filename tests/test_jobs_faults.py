@@ -5,11 +5,16 @@ made "stuck" (RUNNING, nothing run) so that these tests start no kernel process.
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 
 import pytest
 
 from jobs_helpers import DriverInstance, Req, artifact_tree, jobs_notebook
+from kagg.packaging.builder import RUNTIME_DIR
+
+if str(RUNTIME_DIR) not in sys.path:
+    sys.path.insert(0, str(RUNTIME_DIR))
 
 
 @pytest.fixture
@@ -51,6 +56,13 @@ def test_bad_body_and_key(lam, kaggle_standin):
     assert bad[1].json()["error"]["type"] == "InvalidIdempotencyKey"
     odd = lam.send([Req("GET", "/jobs/not-a-job"), Req("PUT", "/jobs"), Req("GET", "/jobs?limit=0")])
     assert [r.status for r in odd] == [404, 405, 400]
+    import kagg_jobs  # the artifact's module, as a function runs it
+
+    mine = post(lam)[0].json()["id"]
+    owner, slug, version = kagg_jobs.decode_id(mine)
+    foreign = [kagg_jobs.encode_id("someone-else", slug, version), kagg_jobs.encode_id(owner, "kagg-job-other-1", 1)]
+    assert [r.status for r in lam.send([Req("GET", f"/jobs/{j}") for j in foreign])] == [404, 404]
+    assert [r.status for r in lam.send([Req("DELETE", f"/jobs/{j}") for j in foreign])] == [404, 404]
 
 
 def test_same_key_same_job_also_when_concurrent(lam, kaggle_standin):

@@ -168,6 +168,8 @@ class Jobs:
                 raise self._error(405, "MethodNotAllowed", f"{method} is not allowed on /jobs; use GET, POST",
                                   {"Allow": "GET, POST"})
             job = self._job(parts[0])
+            if job[0] != self.kaggle().username:  # another account's kernel: not this function's job
+                raise self._error(404, "NotFound", f"no job {parts[0][:80]} on this function; `GET /jobs` lists its jobs")
             if len(parts) == 1:
                 if method == "GET":
                     return 200, self._json(self.status(job)), None
