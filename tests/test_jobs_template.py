@@ -110,3 +110,14 @@ def test_the_jobs_modules_import_only_the_standard_library_at_load():
         top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
         top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
         assert top - {"__future__"} <= set(sys.stdlib_module_names), (name, top)
+
+
+def test_convert_writes_what_a_deploy_ships(kagg, tmp_path):
+    nb = jobs_notebook(tmp_path / "nb")
+    out = kagg("convert", str(nb), "-o", str(tmp_path / "tree"), "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["jobs"] is True and "kagg_jobs.json" in summary["output"]["files"]
+    assert "kagglesdk" in (tmp_path / "tree" / "requirements.txt").read_text()
+    plain = kagg("convert", str(write(tmp_path / "plain.ipynb", HANDLER)))
+    assert plain.returncode == 0 and "/jobs" not in plain.stdout
