@@ -117,5 +117,16 @@ def attach_jobs(function: ConvertedFunction, source: str, public: bool = False,
         files[name] = (_RUNTIME_DIR / name).read_bytes()
     function.runtime_files.update(files)
     if not any(re.split(r"[<>=!~\[; ]", r.strip(), 1)[0].lower() == REQUIREMENT for r in function.requirements):
-        function.requirements.append(REQUIREMENT)
+        function.requirements.append(_pinned(REQUIREMENT))
     return JobsSetup(True, files)
+
+
+def _pinned(name: str) -> str:
+    """``kagglesdk==<the version installed here>`` (the one kagg's own Kaggle commands use), as
+    inferred requirements are pinned; unpinned when it is not installed here."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{name}=={version(name)}"
+    except PackageNotFoundError:
+        return name

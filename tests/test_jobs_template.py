@@ -51,7 +51,9 @@ def test_jobs_only_for_notebooks_with_train_cells(tmp_path):
     function, template = template_of(jobs_notebook(tmp_path / "t"))
     files = artifact_files(function, ("lambda",))
     assert {"kagg_jobs.py", "kagg_jobs_kaggle.py", "kagg_jobs.json"} <= set(files)
-    assert files["requirements.txt"].decode().split() == ["kagglesdk"]
+    from importlib.metadata import version
+
+    assert files["requirements.txt"].decode().split() == [f"kagglesdk=={version('kagglesdk')}"]
     assert [p["name"] for p in template["parameters"]] == ["lr", "epochs", "label"]
     assert template["access"] == "open" and template["metadata"]["enable_gpu"] is True
 
