@@ -146,3 +146,22 @@ def test_no_credentials_is_a_503_that_says_so(kaggle_standin, tmp_path):
         assert resp.status == 503 and resp.json()["error"]["type"] == "NoKaggleCredentials"
     finally:
         inst.stop()
+
+
+def test_an_access_token_works_as_well(kaggle_standin, tmp_path, monkeypatch):
+    """A deployer with KAGGLE_API_TOKEN gives the function that (sent as a bearer token)."""
+    from kagg.jobs_secrets import deployer_secrets
+
+    monkeypatch.delenv("KAGGLE_KEY")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", kaggle_standin.key)
+    secrets = deployer_secrets()
+    assert secrets.problem is None and set(secrets.env) == {"KAGGLE_USERNAME", "KAGGLE_API_TOKEN", "KAGG_KAGGLE_API_URL"}
+    kaggle_standin.make_stuck(None)
+    folder = artifact_tree(jobs_notebook(tmp_path / "nb"), ("lambda",), tmp_path / "app")
+    inst = DriverInstance("lambda", folder, secrets.env, tmp_path / "t.log")
+    try:
+        assert post(inst)[0].status == 202
+    finally:
+        inst.stop()
+    push = kaggle_standin.calls_to("SaveKernel")[0]
+    assert {k.lower(): v for k, v in push.headers.items()}["authorization"].startswith("Bearer ")
