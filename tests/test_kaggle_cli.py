@@ -4,7 +4,6 @@ through the CLI against the Kaggle stand-in: one line, exit 2, nothing pushed.""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

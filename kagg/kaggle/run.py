@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from kagg.errors import KaggError, OperationFailed
+from kagg.errors import KaggError
 from kagg.kaggle import journal
 from kagg.kaggle.jobs import JobId, fresh_slug, parse_job
 
@@ -243,8 +243,3 @@ def judge(summary: RunSummary, status: str, failure: str, fetched, resume_from: 
 
 def exit_code(summary: RunSummary) -> int:
     return 0 if summary.ok else 1
-
-
-def raise_if_failed(summary: RunSummary) -> None:
-    if not summary.ok:
-        raise OperationFailed(summary.failure or f"{summary.job} ended {summary.status}")
