@@ -194,6 +194,7 @@ def jobs(ctx: click.Context, as_json: bool) -> None:
         rows.append({"job": f"{ref}/v{version}" if version else ref, "title": meta.title,
                      "last_run": _when(meta.last_run_time), "gpu": bool(meta.enable_gpu),
                      "noted": mine.get("state"), "notebook": mine.get("notebook")})
+    rows.sort(key=lambda r: r["last_run"] or "", reverse=True)  # newest first, whatever order Kaggle used
     for ref, mine in sorted(noted.items(), key=lambda kv: kv[1].get("at", ""), reverse=True):
         if mine.get("state") in ("deleted", "refused") or not ref.startswith(f"{k.user}/"):
             continue
