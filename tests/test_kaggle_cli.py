@@ -111,6 +111,7 @@ def test_stop_ends_a_running_session(kaggle_standin, tmp_path):
     job = json.loads(pushed.stdout)["job"]
     assert json.loads(pushed.stdout)["status"] == "PUSHED"
     wait_until(lambda: kaggle_standin.running_pids(), timeout=60, what="the session to start")
+    one_line_error(run_kagg("kaggle", "output", job), "RUNNING: Kaggle lists its outputs once it ends")
     # follow its log, then Ctrl-C: exit 130, and it keeps running
     out = tmp_path / "follow.txt"
     with open(out, "w") as stdout:

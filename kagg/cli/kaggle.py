@@ -126,6 +126,10 @@ def output(job: str, out_dir: Optional[str], as_json: bool) -> None:
 
     k = _kaggle()
     found = _job(job, k)
+    state, _ = k.status(found)
+    if state in ("QUEUED", "RUNNING"):
+        raise BadInput(f"{found} is {state}: Kaggle lists its outputs once it ends; follow it with "
+                       f"`kagg kaggle logs {found} -f`")
     folder = Path(out_dir) if out_dir else Path("kagg-runs") / found.slug
     with progress() as say:
         say(f"downloading the outputs of {found} to {folder}")
