@@ -6,10 +6,15 @@ subprocess talk to it; KAGGLE_CONFIG_DIR is already a temporary folder (conftest
 ``kaggle_env``: that env as a dict, for subprocesses started by hand.
 ``kaggle_sdk``: the kaggle package itself pointed at the stand-in (its PROD endpoint replaced, as
 the notes' last section says), for tests that drive ``KaggleApi`` / ``KaggleClient`` directly.
+``kaggle_api()``: an authenticated KaggleApi; ``kaggle_cli(standin, *args)``: the real ``kaggle``
+command in a subprocess, pointed at the stand-in (for comparisons such as the download benchmark).
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Iterator
 
 import pytest
@@ -47,3 +52,15 @@ def kaggle_api():
     api = KaggleApi()
     api.authenticate()
     return api
+
+
+_CLI = ("import sys, kagglesdk.kaggle_env as e; e._env_to_endpoint[e.KaggleEnv.PROD] = sys.argv[1]; "
+        "sys.argv = ['kaggle', *sys.argv[2:]]; from kaggle.cli import main; sys.exit(main())")
+
+
+def kaggle_cli(standin: KaggleStandIn, *args: str, cwd=None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real ``kaggle`` command line against the stand-in in a subprocess (the CLI passes
+    Kaggle's PROD endpoint explicitly, so it is replaced in that process before ``main`` runs)."""
+    env = dict(os.environ, **standin.env())
+    return subprocess.run([sys.executable, "-c", _CLI, standin.url, *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout)

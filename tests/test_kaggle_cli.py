@@ -4,11 +4,14 @@ through the CLI against the Kaggle stand-in: one line, exit 2, nothing pushed.""
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+import signal
+import subprocess
+import sys
 
 import pytest
 
-from conftest import run_kagg, wait_until
+from conftest import ROOT, run_kagg, wait_until
 from kaggle_fixtures import kaggle_env, kaggle_standin  # noqa: F401
 from kaggle_notebooks import GATE, training_notebook
 from notebooks import HANDLER, notebook, write
@@ -108,6 +111,21 @@ def test_stop_ends_a_running_session(kaggle_standin, tmp_path):
     job = json.loads(pushed.stdout)["job"]
     assert json.loads(pushed.stdout)["status"] == "PUSHED"
     wait_until(lambda: kaggle_standin.running_pids(), timeout=60, what="the session to start")
+    one_line_error(run_kagg("kaggle", "output", job), "RUNNING: Kaggle lists its outputs once it ends")
+    # follow its log, then Ctrl-C: exit 130, and it keeps running
+    out = tmp_path / "follow.txt"
+    with open(out, "w") as stdout:
+        proc = subprocess.Popen([sys.executable, "-m", "kagg", "kaggle", "logs", job, "-f"], stdout=stdout,
+                                stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        wait_until(lambda: "waiting at the gate" in out.read_text(), timeout=120, what="the gate line")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and err.strip().endswith(f"stop it with `kagg kaggle stop {job}`)"), err
+    assert kaggle_standin.kernel(job.split("/")[1]).latest.status == "RUNNING"
     assert run_kagg("kaggle", "stop", job, "--yes").returncode == 0
     wait_until(lambda: kaggle_standin.running_pids() == [], timeout=60, what="the session to be killed")
 

@@ -6,12 +6,9 @@ Kernels that must be seen RUNNING wait for a gate file the test creates (never a
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
 from kaggle_fixtures import kaggle_env, kaggle_standin  # noqa: F401
 from notebooks import notebook
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from conftest import wait_until
-from kaggle_fixtures import kaggle_api
+from kaggle_fixtures import kaggle_api, kaggle_cli
 from kaggle_standin import COMPLETE, ERROR, RUNNING, KaggleStandIn
 from notebooks import notebook
 
@@ -62,7 +62,8 @@ def test_push_runs_then_outputs_and_log_download(kaggle_sdk, tmp_path):
     folder = kernel_folder(tmp_path, s.user, "first-kernel", GATE,
                            "import os, json\nos.makedirs('outputs', exist_ok=True)\n"
                            "open('outputs/result.txt', 'w').write('forty-two')\n"
-                           "print('trained', json.dumps(sorted(k for k in os.environ if 'KAGGLE_KEY' in k or k.startswith('KAGG_'))))")
+                           "print('trained', json.dumps(sorted(k for k in os.environ\n"
+                           "                                   if 'KAGGLE_KEY' in k or k.startswith('KAGG_'))))")
     pushed = api.kernels_push(str(folder))
     assert not pushed.error and pushed.version_number == 1
     ref = f"{s.user}/first-kernel/1"
@@ -87,6 +88,12 @@ def test_error_run_reports_the_failing_cell_and_kagg_is_not_importable(kaggle_sd
     s = kaggle_sdk
     api = kaggle_api()
     api.kernels_push(str(kernel_folder(tmp_path, s.user, "broken-kernel", "print('before')", "import kagg")))
+    nameless = kernel_folder(tmp_path, s.user, "nameless-kernel", "1")
+    text = json.loads((nameless / "nb.ipynb").read_text())
+    del text["metadata"]["kernelspec"]
+    (nameless / "nb.ipynb").write_text(json.dumps(text))
+    api.kernels_push(str(nameless))
+    assert "No kernel name found in notebook" in s.wait("nameless-kernel").failure_message  # as on Kaggle
     v = s.wait("broken-kernel")
     status = api.kernels_status(f"{s.user}/broken-kernel/1")
     assert status.status.name == ERROR and v.status == ERROR
@@ -142,6 +149,19 @@ def test_title_decides_a_new_kernels_slug(kaggle_sdk, tmp_path):
     with pytest.raises(HTTPError):
         api.kernels_status(f"{s.user}/id-slug-here")
     s.wait("a-different-title")
+    assert api.kernels_push(str(folder), no_run=True).version_number == 2  # a quick save runs nothing
+    assert s.kernel("a-different-title").latest.pid is None and s.running_pids() == []
+
+
+def test_a_queued_session_can_be_deleted_before_it_runs(kaggle_sdk, tmp_path):
+    s = kaggle_sdk
+    s.queued_s = 60
+    api = kaggle_api()
+    api.kernels_push(str(kernel_folder(tmp_path, s.user, "queued-kernel", "1")))
+    version = s.kernel("queued-kernel").latest
+    assert api.kernels_status(f"{s.user}/queued-kernel/1").status.name == "QUEUED"
+    api.kernels_delete(f"{s.user}/queued-kernel", no_confirm=True)
+    assert version.status == "CANCEL_ACKNOWLEDGED" and version.pid is None
 
 
 # -- limits and faults ------------------------------------------------------------------------------
@@ -160,8 +180,9 @@ def test_gpu_session_cap_is_a_200_refusal_and_quota_counts_gpu_time(kaggle_sdk, 
     assert api.kernels_push(str(tmp_path / "gpu-two")).version_number == 1
     s.wait("gpu-two")
     quota = api.quota_view()
-    assert quota.gpu_quota.time_used.total_seconds() >= 0 and quota.gpu_quota.total_time_allowed.total_seconds() == 108000
-    assert s.kernel("gpu-one").latest.gpu_seconds() > 0 and not s.kernel("cpu-one").latest.gpu
+    spent = s.kernel("gpu-one").latest.gpu_seconds() + s.kernel("gpu-two").latest.gpu_seconds()
+    assert spent > 0 and abs(quota.gpu_quota.time_used.total_seconds() - spent) < 0.01
+    assert quota.gpu_quota.total_time_allowed.total_seconds() == 108000 and not s.kernel("cpu-one").latest.gpu
 
 
 @pytest.mark.parametrize("status,html", [(503, True), (429, False), (500, True)])
@@ -196,12 +217,15 @@ def test_accepted_push_answered_500_still_runs(kaggle_sdk, tmp_path):
     assert api.kernels_status(f"{s.user}/unclear-push/1").status.name == COMPLETE
 
 
-def test_dropped_connection(kaggle_sdk):
+def test_dropped_connection_and_a_hung_call(kaggle_sdk):
     s = kaggle_sdk
     s.fail("ListKernels", drop=True)
     with pytest.raises(requests.exceptions.ConnectionError):
         kaggle_api().kernels_list(mine=True)
     assert kaggle_api().kernels_list(mine=True) == []
+    s.fail("ListKernels", status=503, delay_s=60)
+    with pytest.raises(requests.exceptions.ReadTimeout):  # only a client deadline gets out of it
+        requests.post(f"{s.url}/v1/kernels.KernelsApiService/ListKernels", json={}, auth=(s.user, s.key), timeout=0.3)
 
 
 def test_stuck_session_stays_running_until_deleted(kaggle_sdk, tmp_path):
@@ -260,6 +284,9 @@ def test_delete_stops_a_running_kernel(kaggle_sdk, tmp_path):
                what="the kernel's processes to end")
     with pytest.raises(HTTPError, match="Notebook not found"):
         api.kernels_status(f"{s.user}/doomed-kernel")
+    assert api.kernels_push(str(tmp_path / "doomed-kernel")).version_number == 1  # the slug is free again
+    open_gate(s, "doomed-kernel")
+    assert s.wait("doomed-kernel").status == COMPLETE
 
 
 def _state(pid: int) -> str:
@@ -275,20 +302,23 @@ def test_dataset_and_kernel_sources_are_mounted_read_only_copies(kaggle_sdk, tmp
     data.mkdir()
     (data / "train.csv").write_text("a,b\n1,2\n")
     s.add_dataset("someone/my-data", data)
+    s.add_competition("titanic", data)
     api = kaggle_api()
     api.kernels_push(str(kernel_folder(tmp_path, s.user, "make-checkpoint",
-                                       "import os\nos.makedirs('checkpoints')\nopen('checkpoints/c.pt','w').write('w1')")))
+                                       "import os\nos.makedirs('checkpoints')\n"
+                                       "open('checkpoints/c.pt','w').write('w1')")))
     s.wait("make-checkpoint")
     reader = ("import os\nroot = os.environ['KAGG_KAGGLE_ROOT']\n"
               "print(open(f'{root}/input/my-data/train.csv').read().split()[1])\n"
-              "print(open(f'{root}/input/make-checkpoint/checkpoints/c.pt').read())")
+              "print(open(f'{root}/input/make-checkpoint/checkpoints/c.pt').read())\n"
+              "print(sorted(os.listdir(f'{root}/input')))")
     pushed = api.kernels_push(str(kernel_folder(tmp_path, s.user, "use-sources", reader,
                                                 dataset_sources=["someone/my-data", "someone/missing-data"],
-                                                kernel_sources=[f"{s.user}/make-checkpoint"])))
+                                                kernel_sources=[f"{s.user}/make-checkpoint"],
+                                                competition_sources=["titanic"])))
     assert pushed.invalid_dataset_sources == ["someone/missing-data"]
     v = s.wait("use-sources")
-    assert v.status == COMPLETE and "1,2\nw1\n" in v.log_text()
-    assert not os.access(v.root / "input" / "my-data", os.W_OK) or os.geteuid() == 0
+    assert v.status == COMPLETE and "1,2\nw1\n['make-checkpoint', 'my-data', 'titanic']" in v.log_text()
     assert (v.root / "input" / "my-data").stat().st_mode & 0o222 == 0
 
 
@@ -312,6 +342,7 @@ def test_pull_list_and_bearer_token(kaggle_sdk, tmp_path, monkeypatch):
 
 
 def test_wrong_credentials_are_401(kaggle_standin):
+    assert os.environ["KAGG_KAGGLE_API_URL"] == kaggle_standin.url  # the fixture's env is applied
     r = requests.post(f"{kaggle_standin.url}/v1/kernels.KernelsApiService/ListKernels", json={},
                       auth=(kaggle_standin.user, "wrong"), timeout=10)
     assert r.status_code == 401 and r.json() == {"code": 401, "message": "Unauthenticated"}
@@ -335,19 +366,50 @@ def test_log_stream_follows_a_running_session(kaggle_sdk, tmp_path):
     assert "".join(e["data"] for e in after) == s.kernel("chatty-kernel").latest.log_text()
 
 
-def test_no_kernel_process_outlives_the_stand_in(tmp_path):
-    with KaggleStandIn(folder=tmp_path / "k") as s:
-        from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelRequest
+def test_no_kernel_process_outlives_the_stand_in(tmp_path, monkeypatch):
+    from kagglesdk.kaggle_env import KaggleEnv, _env_to_endpoint
+    from kagglesdk.kernels.types.kernels_api_service import ApiSaveKernelRequest
 
+    with KaggleStandIn(folder=tmp_path / "k") as s:
+        monkeypatch.setitem(_env_to_endpoint, KaggleEnv.PROD, s.url)
         request = ApiSaveKernelRequest()
         request.slug, request.new_title = f"{s.user}/left-running", "left running"
         request.text, request.language, request.kernel_type = json.dumps(notebook(GATE)), "python", "notebook"
-        from kagglesdk.kaggle_env import KaggleEnv
-
         with client(s) as c:
-            c._http_client._endpoint = s.url  # this test builds its client before any fixture patched PROD
             assert c.kernels.kernels_api_client.save_kernel(request).version_number == 1
-        wait_until(s.running_pids, what="the session to start")
-        pids = s.running_pids()
-        assert KaggleEnv.PROD
+        pids = wait_until(s.running_pids, what="the session to start")
     assert not any(os.path.exists(f"/proc/{p}") and _state(p) != "Z" for p in pids)
+
+
+def test_seeded_outputs_redirect_download_and_file_listing(kaggle_sdk):
+    from kagglesdk.kernels.types.kernels_api_service import (ApiDownloadKernelOutputRequest,
+                                                             ApiGetKernelSessionLogsStreamRequest)
+
+    s = kaggle_sdk
+    s.page_size = 2
+    s.add_kernel(f"{s.user}/seeded-outputs", json.dumps(notebook("1")),
+                 outputs={"a.bin": 1000, "b.txt": b"bee", "sub/c.txt": b"sea"})
+    listed = kaggle_api().kernels_list_files(f"{s.user}/seeded-outputs")
+    assert [(f.name, f.size) for f in listed.files] == [("a.bin", 1000), ("b.txt", 3)] and listed.next_page_token
+    with client(s) as c:
+        request = ApiDownloadKernelOutputRequest()
+        request.owner_slug, request.kernel_slug, request.file_path = s.user, "seeded-outputs", "sub/c.txt"
+        response = c.kernels.kernels_api_client.download_kernel_output(request)
+        assert response.status_code == 200 and response.content == b"sea" and response.history[0].status_code == 302
+        logs = ApiGetKernelSessionLogsStreamRequest()
+        logs.user_name, logs.kernel_slug, logs.version_label = s.user, "seeded-outputs", "v1"
+        stored = c.kernels.kernels_api_client.get_kernel_session_logs_stream(logs)
+        assert stored.headers["Content-Type"] == "application/json" and stored.json() == []
+
+
+def test_the_kaggle_command_line_itself(kaggle_standin, tmp_path):
+    s = kaggle_standin
+    folder = kernel_folder(tmp_path, s.user, "cli-kernel", "open('model.txt', 'w').write('w')\nprint('via cli')")
+    pushed = kaggle_cli(s, "kernels", "push", "-p", str(folder))
+    assert "Kernel version 1 successfully pushed" in pushed.stdout, pushed.stdout + pushed.stderr
+    s.wait("cli-kernel")
+    status = kaggle_cli(s, "kernels", "status", f"{s.user}/cli-kernel/1")
+    assert "COMPLETE" in status.stdout, status.stdout + status.stderr
+    out = kaggle_cli(s, "kernels", "output", f"{s.user}/cli-kernel/1", "-p", str(tmp_path / "out"))
+    assert out.returncode == 0 and (tmp_path / "out" / "model.txt").read_text() == "w", out.stdout + out.stderr
+    assert "via cli" in kaggle_cli(s, "kernels", "logs", f"{s.user}/cli-kernel/1").stdout

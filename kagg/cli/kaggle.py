@@ -126,6 +126,10 @@ def output(job: str, out_dir: Optional[str], as_json: bool) -> None:
 
     k = _kaggle()
     found = _job(job, k)
+    state, _ = k.status(found)
+    if state in ("QUEUED", "RUNNING"):
+        raise BadInput(f"{found} is {state}: Kaggle lists its outputs once it ends; follow it with "
+                       f"`kagg kaggle logs {found} -f`")
     folder = Path(out_dir) if out_dir else Path("kagg-runs") / found.slug
     with progress() as say:
         say(f"downloading the outputs of {found} to {folder}")
@@ -194,6 +198,7 @@ def jobs(ctx: click.Context, as_json: bool) -> None:
         rows.append({"job": f"{ref}/v{version}" if version else ref, "title": meta.title,
                      "last_run": _when(meta.last_run_time), "gpu": bool(meta.enable_gpu),
                      "noted": mine.get("state"), "notebook": mine.get("notebook")})
+    rows.sort(key=lambda r: r["last_run"] or "", reverse=True)  # newest first, whatever order Kaggle used
     for ref, mine in sorted(noted.items(), key=lambda kv: kv[1].get("at", ""), reverse=True):
         if mine.get("state") in ("deleted", "refused") or not ref.startswith(f"{k.user}/"):
             continue

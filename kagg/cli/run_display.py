@@ -122,7 +122,7 @@ def print_summary(summary: Any) -> None:
     for line in summary.error_lines:
         click.echo(f"  | {line}")
     click.echo(f"  duration: {duration(summary.duration_s)}")
-    if summary.where == "kaggle":
+    if summary.where == "kaggle" and (summary.gpu_time_used_s is not None or summary.quota_left_s is not None):
         click.echo(f"  GPU time used: {duration(summary.gpu_time_used_s)}   GPU quota left: "
                    f"{duration(summary.quota_left_s)}")
     for note in summary.notes:

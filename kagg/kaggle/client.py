@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Iterator, Optional, TypeVar
 
 from kagg.errors import BadInput, NotFound, OperationFailed
 from kagg.kaggle.credentials import Credentials, point_sdk_at_api
@@ -300,51 +300,15 @@ class Kaggle:
         return self.output_page(job, page_size=1).log
 
     def log_stream(self, job: JobId, idle_s: float = 120.0) -> Iterator[dict]:
-        """The job's log events as Kaggle streams them (server-sent events while it runs, the
-        stored JSON list once it is over). ``idle_s``: the longest silence before giving up (the
-        caller reconnects; Kaggle replays from the start, so callers count events)."""
-        import requests
+        """The job's log events as Kaggle streams them (:mod:`kagg.kaggle.logstream`)."""
+        from kagg.kaggle.logstream import log_events
 
-        http = self._sdk().http_client()
-        http._init_session()
-        session = http._session
-        url = f"{self.base_url}/v1/kernels/logs/stream/{job.owner}/{job.slug}"
-        headers = {k: v for k, v in session.headers.items() if k.lower() != "content-type"}
-        headers["Accept"] = "text/event-stream, */*"
-        params = {"versionLabel": job.version_label} if job.version_label else None
         with self._count_lock:
             self.calls += 1
+        http = self._sdk().http_client()
+        http._init_session()
         self._local.timeout = (self.policy.connect_s, idle_s)
-        try:
-            response = session.get(url, stream=True, headers=headers, params=params)
-            response.raise_for_status()
-        except Exception as exc:
-            mapped = classify(exc, f"log of {job}")
-            raise mapped from exc
-        with response:
-            kind = (response.headers.get("Content-Type") or "").lower()
-            try:
-                if kind.startswith("text/event-stream"):
-                    for raw in _sse_lines(response):
-                        if not raw or not raw.startswith("data:"):
-                            continue
-                        payload = raw[5:].strip()
-                        if payload == "END_OF_LOG":
-                            return
-                        try:
-                            event = json.loads(payload)
-                        except ValueError:
-                            event = {"data": payload + "\n"}
-                        yield event if isinstance(event, dict) else {"data": str(event)}
-                    raise Transient("the log stream ended early")
-                try:
-                    entries = json.loads(response.text)
-                except ValueError:
-                    entries = [{"data": line + "\n"} for line in response.text.splitlines()]
-                for event in entries if isinstance(entries, list) else [entries]:
-                    yield event if isinstance(event, dict) else {"data": str(event)}
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                raise Transient(f"the log stream broke ({type(exc).__name__}: {exc})") from None
+        return log_events(http._session, self.base_url, job)
 
     def delete(self, job: JobId) -> None:
         from kagglesdk.kernels.types.kernels_api_service import ApiDeleteKernelRequest, ApiDeleteKernelResponse
@@ -399,24 +363,6 @@ class Kaggle:
             allowed, used = out[kind]["total_time_allowed"], out[kind]["time_used"]
             out[kind]["time_left"] = max(0.0, allowed - used) if allowed is not None and used is not None else None
         return out
-
-
-def _sse_lines(response: Any) -> Iterator[str]:
-    """The stream's lines as soon as each arrives (``iter_lines`` waits for 512-byte chunks,
-    which holds a quiet kernel's last lines back for minutes)."""
-    raw = response.raw
-    read = getattr(raw, "read1", None)
-    buffer = b""
-    while True:
-        block = read(65536) if read is not None else raw.read(1)
-        if not block:
-            break
-        buffer += block
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            yield line.rstrip(b"\r").decode("utf-8", "replace")
-    if buffer:
-        yield buffer.decode("utf-8", "replace")
 
 
 def _seconds(value: Any) -> Optional[float]:

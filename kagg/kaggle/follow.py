@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from kagg.kaggle.client import Kaggle, Transient
+from kagg.kaggle.client import Kaggle
 from kagg.kaggle.jobs import JobId
 from kagg.kaggle.settings import PollTimes, poll_times
 
@@ -99,7 +99,7 @@ class LogReader(threading.Thread):
                     self._partial = ""
                 self.done.set()
                 return
-            except (Transient, Exception):  # noqa: BLE001 - the stream is best effort; status decides
+            except Exception:  # noqa: BLE001 - the stream is best effort (Transient or other); status decides
                 if self.stop.wait(wait):
                     return
                 wait = min(self.poll.most, wait * self.poll.factor)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from kagg.errors import KaggError, OperationFailed
+from kagg.errors import KaggError
 from kagg.kaggle import journal
 from kagg.kaggle.jobs import JobId, fresh_slug, parse_job
 
@@ -170,7 +170,8 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
                                 f"`kagg kaggle status {kernel}`, stop it with `kagg kaggle stop {kernel}`",
                                 None) from None
     except KaggError as exc:
-        journal.record(req.state_dir, kernel, "refused", reason=exc.message)
+        refused = exc.exit_code == 2  # Kaggle said no: nothing runs; else it may (see `kagg kaggle jobs`)
+        journal.record(req.state_dir, kernel, "refused" if refused else "unclear", reason=exc.message)
         raise
     journal.record(req.state_dir, str(job), "pushed", version=job.version)
     url = f"https://www.kaggle.com/code/{job.kernel}"
@@ -197,7 +198,12 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
         summary.failure = f"{job} is {followed.failure}; stop it with `kagg kaggle stop {job}`"
     else:
         ev.step("download", str(out_dir))
-        fetched = fetch_outputs(kaggle, job, out_dir, log_lines=followed.log_lines, on_line=ev.note)
+        try:
+            fetched = fetch_outputs(kaggle, job, out_dir, log_lines=followed.log_lines, on_line=ev.note)
+        except KeyboardInterrupt:
+            raise FollowInterrupted(f"interrupted while downloading the outputs of {job} (it ended "
+                                    f"{followed.status}); get them with `kagg kaggle output {job} -o {out_dir}`",
+                                    job) from None
         summary.files = fetched.files
         judge(summary, followed.status, followed.failure, fetched, req.resume_from)
         for note in summary.notes:
@@ -243,8 +249,3 @@ def judge(summary: RunSummary, status: str, failure: str, fetched, resume_from: 
 
 def exit_code(summary: RunSummary) -> int:
     return 0 if summary.ok else 1
-
-
-def raise_if_failed(summary: RunSummary) -> None:
-    if not summary.ok:
-        raise OperationFailed(summary.failure or f"{summary.job} ended {summary.status}")

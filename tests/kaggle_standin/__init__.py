@@ -11,6 +11,7 @@ Test code only (not shipped). The pytest fixtures are in tests/kaggle_fixtures.p
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import tempfile
@@ -28,6 +29,11 @@ from .server import make_handler, output_names
 
 __all__ = ["KaggleStandIn", "StandInKernel", "Version", "Call", "Fault", "LogEntry", "kaggle_log",
            "QUEUED", "RUNNING", "COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"]
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many parallel downloads connect at once (the default backlog is 5)
+    daemon_threads = True
 
 
 class KaggleStandIn:
@@ -64,6 +70,7 @@ class KaggleStandIn:
         self.next_id = 1000
         self.lock = threading.RLock()
         self.closing = False
+        self.closed = threading.Event()
         self._stuck: list[Optional[str]] = []
         self._own_folder = folder is None
         self.folder = Path(folder or tempfile.mkdtemp(prefix="kaggle-standin-"))
@@ -76,15 +83,16 @@ class KaggleStandIn:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "KaggleStandIn":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), make_handler(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, name="kaggle-standin", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="kaggle-standin",
+                         daemon=True).start()
         return self
 
     def close(self) -> None:
         """Stop every session (no kernel process outlives the stand-in), the server, the files."""
         self.closing = True
+        self.closed.set()
         for session in list(self.sessions.values()):
             session.stop()
         if self._server is not None:
@@ -119,27 +127,37 @@ class KaggleStandIn:
         self.competitions[slug] = Path(folder)
 
     def add_kernel(self, ref: str, text: str, title: Optional[str] = None, *, language: str = "python",
-                   kernel_type: str = "notebook", is_private: bool = False) -> StandInKernel:
-        """A kernel someone saved earlier (not run): for ``kaggle kernels pull`` / ``kagg deploy OWNER/SLUG``."""
+                   kernel_type: str = "notebook", is_private: bool = False,
+                   outputs: Optional[dict[str, "bytes | int"]] = None) -> StandInKernel:
+        """A kernel saved earlier, its one version COMPLETE without running: for ``kaggle kernels
+        pull`` / ``kagg deploy OWNER/SLUG``, and (``outputs``: name -> bytes, or a size for random
+        bytes) for download benchmarks without a real run."""
         owner, _, slug = ref.partition("/")
         with self.lock:
             self.next_id += 1
             kernel = StandInKernel(owner=owner, slug=slug, title=title or slug.replace("-", " ").title(),
                                    id=self.next_id, language=language, kernel_type=kernel_type, is_private=is_private)
             version = Version(number=1, text=text, request={"language": language, "kernelType": kernel_type},
-                              gpu=False, timeout_s=0, folder=self.runs / owner / slug / "v1", status=COMPLETE, run=False)
+                              gpu=False, timeout_s=0, folder=self.run_folder(kernel, 1), status=COMPLETE, run=False)
             version.working.mkdir(parents=True)
+            for name, content in (outputs or {}).items():
+                path = version.working / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content if isinstance(content, bytes) else os.urandom(content))
+            version.ended = time.time()
             kernel.versions.append(version)
             self.kernels[(owner, slug)] = kernel
             return kernel
 
     # -- faults ------------------------------------------------------------------------------------
     def fail(self, method: str = "SaveKernel", status: int = 500, html: bool = False, times: int = 1,
-             accept_first: bool = False, drop: bool = False, retry_after: Optional[int] = None) -> Fault:
+             accept_first: bool = False, drop: bool = False, retry_after: Optional[int] = None,
+             delay_s: float = 0.0) -> Fault:
         """Answer the next ``times`` calls of ``method`` (a service method name, "output-file",
         "logs-stream" or "*") with ``status`` (JSON body, or an HTML page), or drop the connection.
-        ``accept_first``: do the real work first (the push IS accepted), then answer the error."""
-        fault = Fault(method, status, html, times, accept_first, drop, retry_after)
+        ``accept_first``: do the real work first (the push IS accepted), then answer the error.
+        ``delay_s``: hang that long before answering (the stand-in closing cuts it short)."""
+        fault = Fault(method, status, html, times, accept_first, drop, retry_after, delay_s)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -199,6 +217,10 @@ class KaggleStandIn:
                                          f"(status {v.status})")
                 v.changed.wait(timeout=min(left, 0.5))
         return v
+
+    def run_folder(self, kernel: StandInKernel, number: int) -> Path:
+        """Where version ``number`` runs (by id: a slug deleted and pushed again is a new kernel)."""
+        return self.runs / kernel.owner / f"{kernel.slug}.{kernel.id}" / f"v{number}"
 
     def output_names(self, version: Version) -> list[str]:
         return output_names(version.working)

@@ -120,7 +120,7 @@ class Api:
         run = body.get("kernelExecutionType") != "QUICK_SAVE"
         version = Version(number=number, text=text, request=dict(body), gpu=gpu and run,
                           timeout_s=float(body.get("sessionTimeoutSeconds") or s.default_timeout_s),
-                          folder=s.runs / kernel.owner / kernel.slug / f"v{number}", run=run)
+                          folder=s.run_folder(kernel, number), run=run)
         version.folder.mkdir(parents=True)
         version.stuck = s.take_stuck(kernel.slug)
         kernel.versions.append(version)
@@ -221,11 +221,17 @@ class Api:
         return out
 
     def list_files(self, user: str, body: dict) -> dict:
+        """ListKernelFiles (``kaggle kernels files``): the output files with sizes, paged."""
         kernel, version = self.find_version(user, body)
-        files = [{"name": n, "size": (version.working / n).stat().st_size,
-                  "creationDate": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(version.created))}
-                 for n in self.s.output_names(version)]
-        return {"files": files}
+        names = self.s.output_names(version) if version.finished and not version.stuck else []
+        size = min(int(body.get("pageSize") or 20), self.s.page_size)
+        start = _offset(body.get("pageToken"))
+        created = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(version.ended or version.created))
+        out: dict[str, Any] = {"files": [{"name": n, "size": (version.working / n).stat().st_size,
+                                          "creationDate": created} for n in names[start:start + size]]}
+        if start + size < len(names):
+            out["nextPageToken"] = _token(start + size)
+        return out
 
     def delete_kernel(self, user: str, body: dict) -> dict:
         owner, slug = body.get("userName", ""), body.get("kernelSlug", "")
@@ -234,6 +240,7 @@ class Api:
             raise ApiError(403, "Permission 'kernels.delete' was denied")
         kernel.deleted = True
         del self.s.kernels[(owner, slug)]
+        self.s.gpu_used_s += sum(v.gpu_seconds() for v in kernel.versions)  # quota spent stays spent
         self.s.stop_sessions(kernel)
         return {}
 
@@ -273,8 +280,8 @@ class Api:
                        if v.gpu and v.status not in FINISHED)
         refresh = now + 7 * 86400 - (now % (7 * 86400))
 
-        def seconds(value: float) -> str:
-            return f"{max(0, int(value))}s"
+        def seconds(value: float) -> str:  # a protobuf Duration in JSON, as kagglesdk reads it
+            return f"{max(0.0, value):.3f}s"
 
         gpu = {"timeUsed": seconds(used), "timeReserved": seconds(reserved),
                "totalTimeAllowed": seconds(s.gpu_quota_s), "minimumTimeAllowed": seconds(s.gpu_quota_s),

@@ -41,6 +41,7 @@ class Fault:
     accept_first: bool = False  # do the real work (e.g. the push IS accepted), then answer `status`
     drop: bool = False          # close the connection without any reply
     retry_after: Optional[int] = None
+    delay_s: float = 0.0        # wait this long first (a hung call, for a client's deadline)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from .api import NOT_FOUND, ApiError
 from .model import Call, Fault, LogEntry
@@ -73,6 +73,8 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
             self._json(status, {"code": status, "message": message})
 
         def _fault(self, fault: Fault) -> None:
+            if fault.delay_s:
+                standin.closed.wait(fault.delay_s)
             if fault.drop:
                 self.close_connection = True
                 return
@@ -111,13 +113,17 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
             name = match.group(2) if match else path
             try:
                 body = json.loads(raw or b"{}")
+                if not isinstance(body, dict):
+                    raise ValueError("not an object")
             except ValueError:
                 body = {}
                 self._record(name, body)
                 return self._error(400, "The request body is not JSON")
             self._record(name, body)
             method = standin.api.dispatch(name) if match else None
-            if method is None:
+            special = {"DownloadKernelOutput": self._redirect_output,  # replies that are not JSON
+                       "GetKernelSessionLogsStream": self._logs_post}.get(name) if match else None
+            if method is None and special is None:
                 return self._error(404, f"No such method: {path}")
             fault = standin.take_fault(name)
             if fault is not None and not fault.accept_first:
@@ -125,11 +131,15 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
             user = self._user()
             if user is None and name not in NO_AUTH:
                 return self._error(401, "Unauthenticated")
+            if special is not None:
+                return special(user or "", body)
             try:
                 with standin.lock:
                     reply = method(user or "", body)
             except ApiError as e:
                 return self._error(e.status, e.message)
+            except Exception as e:  # a bug in the stand-in: say so, rather than drop the connection
+                return self._error(500, f"stand-in failure in {name}: {type(e).__name__}: {e}")
             if fault is not None:
                 return self._fault(fault)
             self._json(200, reply)
@@ -157,6 +167,26 @@ def make_handler(standin: "KaggleStandIn") -> type[BaseHTTPRequestHandler]:
             self._error(404, "Not found")
 
         do_HEAD = do_GET
+
+        # -- replies that are not JSON objects ------------------------------------------------
+        def _redirect_output(self, user: str, body: dict) -> None:
+            """DownloadKernelOutput: a redirect to the file's URL (kagglesdk's HttpRedirect)."""
+            number = body.get("versionNumber")
+            query = {"userName": body.get("ownerSlug", ""), "kernelSlug": body.get("kernelSlug", ""),
+                     "versionLabel": f"v{number}" if number else None}
+            try:
+                with standin.lock:
+                    kernel, version = standin.api.find_version(user, query)
+            except ApiError as e:
+                return self._error(e.status, e.message)
+            name = body.get("filePath") or ""
+            if not version.finished or name not in standin.output_names(version):
+                return self._error(404, "No such output file")
+            location = f"{standin.url}/outputs/{kernel.owner}/{kernel.slug}/{version.label}/{quote(name)}"
+            self._send(302, b"", "text/plain", {"Location": location})
+
+        def _logs_post(self, user: str, body: dict) -> None:
+            self._logs(body.get("userName", ""), body.get("kernelSlug", ""), body.get("versionLabel"))
 
         # -- the log stream --------------------------------------------------------------------
         def _logs(self, owner: str, slug: str, label: Optional[str]) -> None:
