@@ -81,6 +81,12 @@ def test_fifty_concurrent_posts_on_a_local_endpoint(kagg, reg, kaggle_standin, t
     with kaggle_standin.lock:
         assert {len(k.versions) for k in kaggle_standin.kernels.values()} == {1}
     assert "Traceback" not in Path(entry(reg, "loaded")["provider_data"]["log"]).read_text()
+    probed = kagg("monitor", "loaded", "--jobs", "--count", "4", "--rate", "20/s", "--json", "--no-history")
+    assert probed.returncode == 0, probed.stderr
+    (report,) = json.loads(probed.stdout)["endpoints"]
+    assert report["statuses"] == {"200": 4} and report["url"].endswith("/jobs?limit=1") and report["method"] == "GET"
+    refused = kagg("monitor", "loaded", "--jobs", "--health")
+    assert refused.returncode == 2 and "--jobs" in refused.stderr
 
 
 def test_a_notebook_without_train_cells_has_no_jobs(kagg, reg, tmp_path):
