@@ -14,7 +14,6 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from kagg.errors import BadInput
 from kagg.model import ConvertedFunction, Note

@@ -4,7 +4,6 @@ made "stuck" (RUNNING, nothing run) so that these tests start no kernel process.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 
