@@ -10,6 +10,8 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from jobs_helpers import HttpInstance, Req, jobs_notebook
 
 
@@ -81,6 +83,20 @@ def test_fifty_concurrent_posts_on_a_local_endpoint(kagg, reg, kaggle_standin, t
     with kaggle_standin.lock:
         assert {len(k.versions) for k in kaggle_standin.kernels.values()} == {1}
     assert "Traceback" not in Path(entry(reg, "loaded")["provider_data"]["log"]).read_text()
+    from kagg.errors import OperationFailed
+    from kagg.jobs_client import JobsClient
+
+    url = entry(reg, "loaded")["url"]
+    with pytest.raises(OperationFailed, match="429.*GpuSessionsBusy"):
+        JobsClient(url, retry_s=0).start({}, key="over-the-cap")
+    waits = []
+
+    def wait_out(seconds):  # the session that ends while the client waits out Retry-After
+        waits.append(seconds)
+        kaggle_standin.gpu_cap += 1
+
+    started = JobsClient(url, sleep=wait_out).start({}, key="over-the-cap")
+    assert waits == [60.0] and started["status"] == "queued"
     probed = kagg("monitor", "loaded", "--jobs", "--count", "4", "--rate", "20/s", "--json", "--no-history")
     assert probed.returncode == 0, probed.stderr
     (report,) = json.loads(probed.stdout)["endpoints"]
