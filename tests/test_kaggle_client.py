@@ -97,6 +97,21 @@ def test_access_token_is_checked_through_the_same_url(kaggle_standin, monkeypatc
     assert kaggle_standin.calls_to("IntrospectToken")
 
 
+def test_a_token_check_that_never_answers_has_a_deadline(monkeypatch):
+    import socket
+
+    import kagg.kaggle.credentials as credentials
+
+    with socket.socket() as silent:  # accepts the connection, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setenv("KAGG_KAGGLE_API_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("KAGGLE_API_TOKEN", "a-token-to-check")
+        monkeypatch.setattr(credentials, "DEADLINE_S", 0.5)
+        with pytest.raises(OperationFailed, match="checking the Kaggle credentials took over 0.5 s"):
+            credentials.load_credentials()
+
+
 # -- retries ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("fault", [dict(status=429), dict(status=503, html=True), dict(status=500),
                                    dict(status=200, html=True), dict(drop=True)])

@@ -65,8 +65,9 @@ def test_run_completes_follows_and_downloads(kaggle_standin, tmp_path, registry_
     assert len(kaggle_standin.calls_to("SaveKernel")) == 1
     assert len(kaggle_standin.calls_to("ListKernelSessionOutput")) >= 3  # every page
     # the journal names the job; no credential anywhere
-    journal = (registry_path.parent / ".kagg" / "kaggle-jobs.jsonl").read_text()
-    assert out["job"] in journal
+    journal = registry_path.parent / ".kagg" / "kaggle-jobs.jsonl"
+    assert out["job"] in journal.read_text()
+    assert journal.stat().st_mode & 0o077 == 0 and journal.parent.stat().st_mode & 0o077 == 0
     secrets_absent(kaggle_standin, tmp_path, registry_path.parent, texts=(res.stdout, res.stderr))
 
 

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Optional
 
-from kagg.errors import BadInput
+from kagg.errors import BadInput, KaggError
 
 HOW_TO = ("set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN, or put kaggle.json in ~/.kaggle "
           "(create a token at https://www.kaggle.com/settings), or run `kaggle auth login`")
@@ -51,6 +51,41 @@ def point_sdk_at_api() -> str:
     return url
 
 
+#: the longest kaggle's chain may take (an access token is checked over the network, with no timeout)
+DEADLINE_S = 60.0
+
+
+def _authenticate() -> "object":
+    from kaggle.api.kaggle_api_extended import KaggleApi  # runs kaggle/__init__: authenticates
+
+    api = KaggleApi()
+    api.authenticate()
+    return api
+
+
+def _within_deadline(deadline_s: float) -> "object":
+    """kaggle's chain in a worker thread, so a token check that hangs cannot hang kagg."""
+    box: dict = {}
+
+    def work() -> None:
+        try:
+            box["api"] = _authenticate()
+        except BaseException as exc:  # SystemExit included: re-raised in the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, daemon=True, name="kaggle-auth")
+    worker.start()
+    worker.join(deadline_s)
+    if worker.is_alive():
+        from kagg.errors import OperationFailed
+
+        raise OperationFailed(f"checking the Kaggle credentials took over {deadline_s:g} s (the access token "
+                              "check did not answer); check the network or KAGG_KAGGLE_API_URL and try again")
+    if "error" in box:
+        raise box["error"]
+    return box["api"]
+
+
 def load_credentials() -> Credentials:
     """Authenticate with kaggle's chain; BadInput (one line, how to fix it) when nothing is found."""
     with _lock:
@@ -58,14 +93,13 @@ def load_credentials() -> Credentials:
         quiet_out, quiet_err = io.StringIO(), io.StringIO()
         try:
             with contextlib.redirect_stdout(quiet_out), contextlib.redirect_stderr(quiet_err):
-                from kaggle.api.kaggle_api_extended import KaggleApi  # runs kaggle/__init__: authenticates
-
-                api = KaggleApi()
-                api.authenticate()
+                api = _within_deadline(DEADLINE_S)
         except SystemExit:
             raise BadInput(f"no Kaggle credentials found: {HOW_TO}") from None
         except ImportError as exc:
             raise BadInput(f"the kaggle package is not installed ({exc}); run: pip install 'kagg[kaggle]'") from None
+        except KaggError:
+            raise
         except Exception as exc:  # a network error while checking an access token, a bad kaggle.json
             raise BadInput(f"Kaggle credentials could not be checked ({_short(exc)}): {HOW_TO}") from None
     values = api.config_values

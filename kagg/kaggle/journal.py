@@ -26,7 +26,9 @@ def record(state_dir: Optional[Path], job: str, state: str, **extra: object) -> 
     """Append one step of a job (``pushing``, ``pushed``, ``finished``, ``deleted``)."""
     if state_dir is None:
         return
-    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    from kagg.registry import make_private_dir
+
+    make_private_dir(Path(state_dir))  # .kagg/ is readable by this user only
     line = json.dumps({"job": job, "state": state, "at": utc_now(), **extra}, default=str) + "\n"
     fd = os.open(_path(state_dir), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
