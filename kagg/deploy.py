@@ -32,6 +32,8 @@ class Prepared:
     name: str
     current: Optional[Endpoint]
     options: DeployOptions
+    #: ``/jobs`` (docs/jobs.md): {"enabled": bool, "username": Kaggle user or None}; empty without train cells
+    jobs: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -45,6 +47,7 @@ class DeployResult:
     function: ConvertedFunction
     endpoint: Optional[Endpoint] = None
     notes: list[str] = field(default_factory=list)
+    jobs: dict = field(default_factory=dict)  # as Prepared.jobs
 
 
 def _quiet(_: str) -> None:
@@ -100,9 +103,40 @@ def prepare(source: str, provider_name: str = "local", options: Optional[DeployO
                        f"deployed from {current.source.get('path')}; give this one its own name with --name, "
                        f"or pass --name {name} to replace that endpoint")
     provider.validate_target(name, current, options)
-    provider.check_function(function, options)
     function.name = name
-    return Prepared(provider, function, name, current, options)
+    options, jobs = _attach_jobs(function, source, options, provider)
+    provider.check_function(function, options)
+    return Prepared(provider, function, name, current, options, jobs)
+
+
+def _attach_jobs(function: ConvertedFunction, source: str, options: DeployOptions,
+                 provider: Provider) -> tuple[DeployOptions, dict]:
+    """A notebook with train cells gets ``/jobs`` (the kernel template in its artifact) and the
+    deployer's Kaggle credentials as secret env entries (kagg.jobs_secrets); others are unchanged."""
+    if not function.train_source:
+        return options, {}
+    import importlib.util
+
+    from kagg.jobs_secrets import deployer_secrets, with_secrets
+    from kagg.jobs_template import attach_jobs
+    from kagg.model import Note
+
+    if provider.name == "local" and not options.venv and importlib.util.find_spec("kagglesdk") is None:
+        function.notes.append(Note("POST /jobs is off: this environment lacks kagglesdk, which a local endpoint "
+                                   "needs for it; pip install 'kagg[kaggle]' (or deploy with --venv), then "
+                                   "deploy again"))
+        return options, {"enabled": False}
+
+    setup = attach_jobs(function, source, options.public, options.public_jobs)
+    if not setup.enabled:
+        return options, {"enabled": False}
+    if options.dry_run:
+        return options, {"enabled": True, "username": None}
+    secrets = deployer_secrets()
+    if secrets.problem:
+        function.notes.append(Note(f"/jobs will answer 503 until the function has Kaggle credentials: "
+                                   f"{secrets.problem}; then deploy again"))
+    return with_secrets(options, secrets), {"enabled": True, "username": secrets.username}
 
 
 def _other_source(current: Endpoint, function: ConvertedFunction) -> bool:
@@ -151,7 +185,8 @@ def deploy_prepared(prepared: Prepared, registry: Registry, progress: Progress =
                                                     else prepared.options.owner or uuid.uuid4().hex))
         progress(f"planning {prepared.name} ({artifact.sha256[:12]}, {artifact.size} bytes)")
         plan = provider.plan(artifact, current, options)
-        result = DeployResult("planned", prepared.name, provider.name, plan, function, notes=notes)
+        result = DeployResult("planned", prepared.name, provider.name, plan, function, notes=notes,
+                              jobs=prepared.jobs)
         if current is not None and current.pending:
             plan.unchanged = False  # an interrupted deploy: finish it
         if options.dry_run:

@@ -127,7 +127,8 @@ def build_url(base: str, path: str = "/", query: Sequence[tuple[str, str]] = ())
 def call(target: str, registry: Optional[Registry] = None, payload: Any = None,
          query: Sequence[tuple[str, str]] = (), method: Optional[str] = None, path: str = "/",
          timeout: float = 60.0, raise_for_status: bool = True, max_size: int = MAX_SIZE,
-         output: Optional[os.PathLike | str] = None) -> InvokeResult:
+         output: Optional[os.PathLike | str] = None,
+         headers: Optional[dict[str, str]] = None) -> InvokeResult:
     """Send one request. POST with a JSON body when ``payload`` is given, else GET.
 
     ``timeout``: seconds for the whole call, from connecting to the last byte. ``max_size``:
@@ -135,6 +136,7 @@ def call(target: str, registry: Optional[Registry] = None, payload: Any = None,
     arrived; an error answer is cut there (its start is the message). ``output``: a
     successful answer is streamed to that file instead (any size; written to a temporary
     file beside it and renamed at the end, so a broken transfer leaves the old file).
+    ``headers``: more request headers (signed with the rest).
     """
     base, endpoint = resolve(target, registry)
     clean_base, basic_auth = split_userinfo(base)
@@ -143,7 +145,9 @@ def call(target: str, registry: Optional[Registry] = None, payload: Any = None,
     out = _output_path(output) if output is not None else None
     body = b"" if payload is None else json.dumps(payload).encode("utf-8")
     method = (method or ("POST" if payload is not None else "GET")).upper()
+    extra_headers = headers or {}
     headers = {"accept": "application/json", "user-agent": "kagg"}
+    headers.update({k.lower(): v for k, v in extra_headers.items()})  # e.g. Idempotency-Key (kagg jobs)
     if payload is not None:
         headers["content-type"] = "application/json"
     if endpoint is not None:

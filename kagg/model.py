@@ -99,6 +99,9 @@ class ConvertedFunction:
     data_files: list[str] = field(default_factory=list)
     #: the paths beside the notebook its kept cells name (files, folders, globs), packaged or not
     data_refs: list[str] = field(default_factory=list)
+    #: kagg's own files added for a feature (``/jobs``: kagg_jobs.py, its Kaggle client and the
+    #: kernel template, kagg.jobs_template), at the artifact's root beside the runtime
+    runtime_files: dict[str, bytes] = field(default_factory=dict)
 
     def schema(self) -> dict:
         """The parameters as a JSON Schema object (served at ``GET /schema``)."""
@@ -202,6 +205,8 @@ class DeployOptions:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     max_data_size: Optional[int] = None  # bytes of data files allowed (default: 50 MB, 20 MB one file)
+    #: with ``public``: leave ``/jobs`` open too (anyone with the URL may start Kaggle GPU jobs)
+    public_jobs: bool = False
     venv: bool = False  # local: serve from a virtual environment made from the requirements
     adopt: bool = False  # take over a cloud resource that this registry's entry did not make
     #: the identity of the registry entry this deploy writes (set by kagg.deploy, not by users);

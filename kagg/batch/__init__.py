@@ -12,7 +12,7 @@ which imports the batch command, stays fast.
 from importlib import import_module
 
 FORMATS = ("csv", "json", "text")
-OPERATIONS = ("deploy", "delete", "convert", "download", "invoke")
+OPERATIONS = ("deploy", "delete", "convert", "download", "invoke", "run")
 
 _EXPORTS = {
     "BatchReport": "report", "write_report": "report",

@@ -258,7 +258,42 @@ class Invoke(Operation):
         return Outcome("ok", f"HTTP {result.status}", result.url, output=result.data)
 
 
-OPERATIONS: dict[str, type[Operation]] = {op.name: op for op in (Deploy, Delete, Convert, Download, Invoke)}
+class RunOnKaggle(Operation):
+    """``--operation run``: each notebook as a Kaggle kernel (kagg.kaggle.run, as ``kagg run
+    --kaggle``). At most 2 at once unless ``--max-per-provider kaggle=N``; a push Kaggle refuses
+    for the GPU session cap waits in kagg's queue. A failed run is not retried (a retry would
+    be a second job, spending quota again)."""
+
+    name = "run"
+
+    def check(self, item: BatchItem, ctx: Context) -> Job:
+        from kagg.kaggle.kernel import KernelRequest, build_kernel
+
+        if item.provider != "kaggle":
+            raise BadInput(f"--operation run runs notebooks on Kaggle, not {item.provider}: leave the provider "
+                           "column empty (or kaggle)")
+        build_kernel(item.notebook, KernelRequest(owner="kagg", slug="kagg-check", title="kagg-check",
+                                                  timeout_s=item.timeout, allow_secrets=ctx.allow_secrets))
+        return Job(item, _file_name(item.name or item.label, "run's output folder"))
+
+    def run(self, job: Job, ctx: Context, attempt: int, step: Step) -> Outcome:
+        from kagg.kaggle.run import RunEvents, RunRequest, run_on_kaggle
+
+        out_dir = ctx.out_dir / job.name if ctx.out_dir else None
+        req = RunRequest(notebook=Path(job.item.notebook), timeout_s=job.item.timeout, out_dir=out_dir,
+                         state_dir=ctx.registry.state_dir, allow_secrets=ctx.allow_secrets)
+        notes: list[str] = []
+        events = RunEvents(step=lambda name, detail: step(f"{name} {detail}".strip()),
+                           status=lambda status: step(f"kernel {status}"), note=notes.append)
+        summary = run_on_kaggle(req, events)
+        if not summary.ok:
+            raise OperationFailed(f"{summary.job}: {summary.failure}")
+        return Outcome("ok", f"{summary.job} {summary.status}, {len(summary.files)} files in {summary.out_dir}",
+                       summary.url, output=summary.to_dict(), notes=notes)
+
+
+OPERATIONS: dict[str, type[Operation]] = {op.name: op for op in (Deploy, Delete, Convert, Download, Invoke,
+                                                                 RunOnKaggle)}
 
 
 def get_operation(name: str) -> Operation:

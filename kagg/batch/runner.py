@@ -100,6 +100,10 @@ class Event:
     at: float = field(default_factory=time.monotonic)
 
 
+#: providers whose accounts cap concurrent work: Kaggle runs 2 GPU sessions at a time (issue 11)
+DEFAULT_CAPS = {"kaggle": 2}
+
+
 @dataclass
 class RunOptions:
     """How to run: concurrency, caps, retries."""
@@ -112,7 +116,8 @@ class RunOptions:
     fail_fast: bool = False
 
     def cap(self, provider: str) -> int:
-        return self.max_per_provider.get(provider) or self.max_per_provider.get("*") or self.parallel
+        default = min(self.parallel, DEFAULT_CAPS.get(provider, self.parallel))
+        return self.max_per_provider.get(provider) or self.max_per_provider.get("*") or default
 
 
 @dataclass

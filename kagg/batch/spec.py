@@ -237,7 +237,7 @@ def _add_item(ctx: _Context, raw: dict[str, Any], line: int) -> None:
     if notebook is None:
         if ctx.quiet_missing:
             pass
-        elif ctx.operation in ("deploy", "convert", "download"):
+        elif ctx.operation in ("deploy", "convert", "download", "run"):
             ctx.problems.append(Problem(where, line, "no notebook given"))
         elif name is None:
             ctx.problems.append(Problem(where, line, "neither notebook nor name given"))
@@ -261,7 +261,7 @@ def _add_item(ctx: _Context, raw: dict[str, Any], line: int) -> None:
         index=len(ctx.items), line=line, where=where,
         notebook=_resolve_notebook(notebook, ctx.base_dir) if notebook else None,
         name=name,
-        provider=_pick("provider", values, *layers, fallback="local"),
+        provider=_pick("provider", values, *layers, fallback="kaggle" if ctx.operation == "run" else "local"),
         region=_pick("region", values, *layers),
         memory=_pick("memory", values, *layers),
         timeout=_pick("timeout", values, *layers),
@@ -397,7 +397,7 @@ def load(path: str, format: Optional[str] = None, operation: str = "deploy",
     source = "<stdin>" if path == "-" else path
     base_dir = Path(".") if path == "-" else Path(path).parent
     ctx = _Context(source, base_dir, operation, cli or Overrides(), Overrides(),
-                   providers if providers is not None else available())
+                   (providers if providers is not None else available()) + (["kaggle"] if operation == "run" else []))
     READERS[fmt](ctx, text)
     if not ctx.items and not ctx.problems:
         ctx.problems.append(Problem(f"{source}:1", 1, "lists no notebooks"))

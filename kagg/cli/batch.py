@@ -89,7 +89,7 @@ def _payload(text: Optional[str]) -> tuple[object, bool]:
 @click.option("--parallel", type=_ParallelType(), is_flag=False, flag_value=_AUTO, default=None,
               help=f"Run up to N items at once (N defaults to {DEFAULT_PARALLEL}; without the option: one at a time).")
 @click.option("--max-per-provider", "caps", multiple=True, metavar="N|PROVIDER=N",
-              help="At most N items at once per provider (repeatable, e.g. aws=2).")
+              help="At most N items at once per provider (repeatable, e.g. aws=2; kaggle is 2 unless set).")
 @click.option("--retries", type=click.IntRange(0, 20), default=2, show_default=True,
               help="Extra attempts for an item that fails with a transient error.")
 @click.option("--backoff", type=click.FloatRange(0, 300), default=1.0, show_default=True,
@@ -103,7 +103,7 @@ def _payload(text: Optional[str]) -> tuple[object, bool]:
 def batch(ctx: click.Context, list_file, fmt, operation, region,
           memory, timeout, entry, public, env_pairs, payload, force, allow_secrets, parallel, caps, retries,
           backoff, fail_fast, resume, out_dir, as_json, report_path, **provider_flags):
-    """Deploy (or delete, convert, download, invoke) every notebook listed in LIST.
+    """Deploy (or delete, convert, download, invoke, run on Kaggle) every notebook listed in LIST.
 
     LIST is a CSV file with a header (notebook, name, provider, region, memory,
     timeout, entry, public, env, payload), a JSON list of such objects (or

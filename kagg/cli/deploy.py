@@ -60,6 +60,8 @@ def _check_options_apply(provider: str, options: Any) -> None:
 @click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="Environment variable (repeatable).")
 @click.option("--role", metavar="ARN", help="aws: execution role (default: one kagg creates once).")
 @click.option("--public", is_flag=True, help="Make the URL callable without credentials.")
+@click.option("--public-jobs", is_flag=True,
+              help="With --public: leave /jobs open too (anyone with the URL may start Kaggle GPU jobs).")
 @click.option("--runtime", help="aws: python3.12 or python3.13.")
 @click.option("--arch", help="aws: x86_64 or arm64.")
 @click.option("--bucket", help="aws: S3 bucket for artifacts over 50 MB.")
@@ -130,6 +132,13 @@ def deploy(ctx: click.Context, notebook: str, env_pairs: tuple[str, ...], timeou
     click.echo(f"{'Updated' if result.status == 'updated' else 'Deployed'} {ep.name} ({ep.provider}) -> {ep.url}")
     if ep.auth == "none" and ep.provider != "local":
         click.echo("  the URL is public: anyone who knows it can call it")
+    if result.jobs.get("enabled"):
+        from kagg.jobs_secrets import exposure_lines
+
+        for line in exposure_lines(ep.auth == "none" and ep.provider != "local", options.public_jobs,
+                                   result.jobs.get("username")):
+            click.echo(line)
+        click.echo(f"  training on Kaggle: kagg jobs start {ep.name} (POST /jobs; docs/jobs.md)")
     click.echo(f"  try: {invoke_hint(ep.name, result.function.parameters, registry_args(ctx))}")
 
 

@@ -115,10 +115,13 @@ def _add_global_options(command: click.Command) -> None:
 def _add_commands() -> None:
     """One module per command group; each defines its commands, this group gathers them."""
     from kagg.cli import batch, deploy, endpoints, invoke, monitor, notebook
+    from kagg.cli import kaggle as kaggle_commands, run as run_command
+    from kagg.cli import jobs as jobs_commands
 
     for command in (deploy.deploy, deploy.delete, deploy.logs, deploy.serve, notebook.convert,
                     notebook.preprocess, invoke.invoke, endpoints.endpoints, endpoints.providers,
-                    batch.batch, monitor.monitor):
+                    batch.batch, monitor.monitor, run_command.run, kaggle_commands.kaggle,
+                    jobs_commands.jobs):
         _add_global_options(command)
         cli.add_command(command)
 

@@ -107,6 +107,8 @@ def history(ctx: click.Context, name: str, since: str, as_json: bool) -> None:
 @click.option("--method", help="HTTP method.  [default: POST, or GET with --health]")
 @click.option("--payload", help="JSON object to send (or @file.json).  [default: the /schema defaults]")
 @click.option("--health", is_flag=True, help="Probe GET /health instead of the function.")
+@click.option("--jobs", is_flag=True,
+              help="Probe GET /jobs?limit=1 (train notebooks; each probe asks Kaggle: keep --rate low).")
 @click.option("--alert", "alerts", multiple=True, metavar="EXPR",
               help="Exit 1 if crossed: 'p95>300ms', 'errors>1%', 'availability<99.9%'. Repeatable.")
 @click.option("--webhook", metavar="URL", help="POST fired alerts to URL as JSON.")
@@ -119,7 +121,7 @@ def history(ctx: click.Context, name: str, since: str, as_json: bool) -> None:
 def monitor(ctx: click.Context, targets: tuple[str, ...], duration: Optional[str], count: Optional[int],
             rate: str, concurrency: int, timeout: str, follow_redirects: bool, method: Optional[str],
             payload: Optional[str],
-            health: bool, alerts: tuple[str, ...], webhook: Optional[str], as_json: bool,
+            health: bool, jobs: bool, alerts: tuple[str, ...], webhook: Optional[str], as_json: bool,
             csv_path: Optional[str], plot_path: Optional[str], no_history: bool) -> None:
     """Probe endpoints on an open-loop schedule: latency percentiles, errors, cold starts.
 
@@ -137,9 +139,11 @@ def monitor(ctx: click.Context, targets: tuple[str, ...], duration: Optional[str
         rate=parse_rate(rate), duration=parse_duration(duration or "60s", "--duration"), count=count,
         concurrency=concurrency, timeout=parse_duration(timeout, "--timeout"), method=method,
         payload=parse_payload(payload), health=health, keep_results=bool(csv_path or plot_path),
-        follow_redirects=follow_redirects)
+        follow_redirects=follow_redirects, jobs=jobs)
     if health and payload is not None:
         raise BadInput("--health probes GET /health; it takes no --payload")
+    if jobs and (health or payload is not None):
+        raise BadInput("--jobs probes GET /jobs?limit=1; it takes neither --health nor --payload")
     parsed_alerts = _alerts.parse_alerts(alerts)
     if webhook and not parsed_alerts:
         raise BadInput("--webhook needs at least one --alert")

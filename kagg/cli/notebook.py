@@ -78,6 +78,11 @@ def convert(notebook: str, out_dir: Optional[str], entry: Optional[str], name: O
     loaded = load_notebook(notebook)
     function = do_convert(loaded, entry=entry, name=name)
     package_data(function, loaded.folder, include, exclude, max_data_size)
+    jobs = False
+    if function.train_source:  # what a deploy ships: /jobs and its kernel template (docs/jobs.md)
+        from kagg.jobs_template import attach_jobs
+
+        jobs = attach_jobs(function, notebook).enabled
     files: list[str] = []
     if out_dir:
         from pathlib import Path
@@ -85,6 +90,7 @@ def convert(notebook: str, out_dir: Optional[str], entry: Optional[str], name: O
         files = write_tree(function, shims, Path(out_dir))
     summary = function.summary()
     summary.update(packaged_summary(function))
+    summary["jobs"] = jobs
     if out_dir:
         summary["output"] = {"dir": out_dir, "files": files}
     if as_json:
@@ -100,6 +106,8 @@ def convert(notebook: str, out_dir: Optional[str], entry: Optional[str], name: O
     click.echo(f"  requirements ({function.requirements_origin}): {', '.join(function.requirements) or 'none'}")
     for line in packaged_lines(function):
         click.echo(line)
+    if jobs:
+        click.echo("  POST /jobs: Kaggle training runs of the train cells (kernel template kagg_jobs.json; docs/jobs.md)")
     if out_dir:
         click.echo(f"Wrote {len(files)} files to {out_dir}")
 

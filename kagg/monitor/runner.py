@@ -48,8 +48,14 @@ class MonitorOptions:
     method: Optional[str] = None
     payload: Optional[dict] = None
     health: bool = False
+    jobs: bool = False  # probe GET /jobs?limit=1 (docs/jobs.md) instead of the function
     keep_results: bool = False  # per-request rows, for --csv
     follow_redirects: bool = False  # else a 3xx answer is an error (http_302 ...)
+
+    @property
+    def fixed_probe(self) -> Optional[str]:
+        """The path probed instead of the function (``--health``, ``--jobs``), or None."""
+        return "jobs?limit=1" if self.jobs else "health" if self.health else None
 
     def schedule(self) -> Schedule:
         if self.count is not None:
@@ -156,13 +162,14 @@ async def _preflight(session, target: Target, options: MonitorOptions, stats_hol
     plain ``GET /`` with ``--method GET``), with a warning. Returns what the preflight did.
     """
     payload, info = options.payload, {"schema": None}
-    if needs_schema(options.payload, options.health):
+    probe = options.fixed_probe
+    if needs_schema(options.payload, probe is not None):
         schema, results, problem = await fetch_schema_with_retries(session, target, options)
         stats_holder.extend(results)
         info = {"schema": "read" if problem is None else "unreadable", "attempts": len(results),
                 "errors": dict(Counter(r.error for r in results if r.error)), "problem": problem}
         if problem is None:
-            prepare(target, options.method, None, options.health, schema)
+            prepare(target, options.method, None, probe is not None, schema, probe or "health")
             return info
         payload = {}
         method = (options.method or "POST").upper()
@@ -170,7 +177,7 @@ async def _preflight(session, target: Target, options: MonitorOptions, stats_hol
         warn(f"{target.name}: cannot read its /schema ({problem}); sending the bare call {bare} instead "
              "(pass --payload '{...}' to choose the request)")
         info["sent_instead"] = bare
-    prepare(target, options.method, payload, options.health)
+    prepare(target, options.method, payload, probe is not None, probe=probe or "health")
     return info
 
 

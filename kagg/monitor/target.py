@@ -96,11 +96,12 @@ def schema_url(target: Target) -> str:
 
 
 def prepare(target: Target, method: Optional[str], payload: Optional[dict], health: bool,
-            schema: Optional[dict] = None) -> None:
-    """Fix the request: ``GET /health``, the given payload, or the defaults of ``schema``."""
+            schema: Optional[dict] = None, probe: str = "health") -> None:
+    """Fix the request: ``GET /health`` (or another fixed ``probe`` path, ``jobs?limit=1`` for
+    ``--jobs``), the given payload, or the defaults of ``schema``."""
     root = base_url(target.url)
     if health:
-        target.url = urljoin(root, "health")
+        target.url = urljoin(root, probe)
         target.method = (method or "GET").upper()
         return
     if payload is None:

@@ -133,8 +133,12 @@ def github_raw_url(url: str) -> str:
 
 def load_notebook(source: str) -> LoadedNotebook:
     """Read a notebook from a local path or an http(s) URL (GitHub blob URLs become raw URLs)."""
+    from kagg.kaggle.pull import fetch_source, is_kernel_source  # stdlib-only until it is one
+
     if is_url(source):
         raw, folder = _fetch(source), None
+    elif is_kernel_source(source):  # OWNER/SLUG: a Kaggle notebook, pulled
+        raw, folder = fetch_source(source)[0], None
     else:
         path = _check_path(source)
         raw, folder = _read_file(path, source), path.resolve().parent

@@ -133,6 +133,7 @@ def artifact_files(function: ConvertedFunction, shims: Sequence[str]) -> dict[st
         own[REQUEST_FILE] = (function.request_source or "").encode("utf-8")
     for name, data in shim_files(shims).items():
         own[name] = data
+    own.update(function.runtime_files)  # e.g. kagg_jobs.py + kagg_jobs.json (docs/jobs.md)
     files = _local_files(function, own)
     files.update(own)
     return dict(sorted(files.items()))

@@ -41,7 +41,7 @@ REQUIREMENTS = {
 
 #: DeployOptions fields that kagg.deploy itself reads for every provider: never refused
 COMMON_OPTIONS = frozenset({"name", "entry", "force", "dry_run", "allow_secrets", "adopt", "owner", "extra",
-                            "include", "exclude", "max_data_size"})
+                            "include", "exclude", "max_data_size", "public_jobs"})
 
 _registered: dict[str, type] = {}
 

@@ -8,7 +8,8 @@ type into a :class:`Request`, calls :meth:`App.handle` and turns the
 own code.
 
 Routes: ``POST /`` (JSON object body) and ``GET /?a=1`` call the function,
-``GET /health`` and ``GET /schema`` describe it. Errors are JSON
+``GET /health`` and ``GET /schema`` describe it, ``/jobs`` starts and follows Kaggle training
+runs (kagg_jobs.py, imported on first use). Errors are JSON
 ``{"error": {"type": ..., "message": ...}}``; a notebook exception's traceback
 goes to stderr (the function's log) only.
 """
@@ -37,6 +38,7 @@ NOTEBOOK_MODULE = "kagg_notebook"
 NOTEBOOK_FILE = "kagg_notebook.py"
 REQUEST_FILE = "kagg_request.py"
 MANIFEST_FILE = "kagg.json"
+JOBS_FILE = "kagg_jobs.json"  # the Kaggle kernel template: present when the notebook has train cells
 
 
 def display(*objs: Any, **kwargs: Any) -> None:
@@ -879,6 +881,8 @@ class App:
                   "source_sha256": manifest.get("source_sha256"),
                   "kagg_version": manifest.get("kagg_version")}
         self._health_body = json.dumps(health).encode("utf-8")
+        self.root: Optional[str] = None  # the artifact's folder (set by load)
+        self._jobs: Any = None
         self._schema_body = json.dumps(manifest.get("schema") or {}).encode("utf-8")
         self._reset_instance()
 
@@ -944,6 +948,8 @@ class App:
         try:
             if is_call:
                 status, body = 200, self._invoke(req, method)
+            elif path[:5] == "/jobs" and (len(path) == 5 or path[5] == "/"):
+                status, body, extra = self._jobs_route(req, method, path)
             else:
                 status, body = self._describe(method, path)
         except HTTPError as exc:
@@ -979,6 +985,23 @@ class App:
         else:
             values = self._binder.bind_query(req.query)
         return self._encode_result(self._call(values))
+
+    def _jobs_route(self, req: Request, method: str, path: str) -> tuple[int, bytes, Optional[dict]]:
+        """``/jobs...``: the Kaggle jobs of a notebook with train cells (kagg_jobs.py, imported on
+        the first such request, so ``/`` and ``/health`` never pay for it)."""
+        jobs = self._jobs
+        if jobs is None:
+            with self._lock:
+                jobs = self._jobs
+                if jobs is None:
+                    root = self.root or os.path.dirname(os.path.abspath(__file__))
+                    if not os.path.exists(os.path.join(root, JOBS_FILE)):
+                        raise HTTPError(404, "NotFound", "this function has no Kaggle jobs: /jobs needs a "
+                                                         "notebook with cells tagged `train` (docs/jobs.md)")
+                    import kagg_jobs
+
+                    jobs = self._jobs = kagg_jobs.load(root, sys.modules[__name__])
+        return jobs.handle(req, method, path)
 
     def _describe(self, method: str, path: str) -> tuple[int, bytes]:
         """Every other route: ``/health``, ``/schema``, or a 404/405."""
@@ -1071,6 +1094,7 @@ def load(root_dir: str | os.PathLike[str], log: Optional[bool] = None) -> App:
         _log_exception(exc)
         sys.stderr.flush()
         raise
+    app.root = root
     _APPS.add(app)
     return app
 
