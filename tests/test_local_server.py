@@ -90,3 +90,12 @@ def test_health_answers_while_fifty_clients_trickle_their_headers(reg, tmp_path)
         stop.set()
         for c in clients:
             c.join(timeout=5)
+
+
+def test_free_ports_handed_out_are_never_handed_out_twice():
+    """The system may give a just-probed port to the next probe; a batch plans many local
+    endpoints before their servers bind, so one process never hands a port out twice."""
+    from kagg.providers.local.process import pick_free_port
+
+    ports = [pick_free_port() for _ in range(1000)]
+    assert len(set(ports)) == len(ports)

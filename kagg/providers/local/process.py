@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -33,10 +34,29 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+#: ports this process handed out, and when: a port is free again as soon as the probe closes,
+#: so the system may hand it to the next probe before the first server binds it (a batch plans
+#: the next items while earlier ones start)
+_handed_out: dict[int, float] = {}
+_handed_out_lock = threading.Lock()
+_HOLD_SECONDS = 600.0
+
+
 def pick_free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, and not one this process handed out in the last 10 minutes."""
+    with _handed_out_lock:
+        now = time.monotonic()
+        for port, at in list(_handed_out.items()):
+            if now - at > _HOLD_SECONDS:
+                del _handed_out[port]
+        for _ in range(100):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((HOST, 0))
+                port = s.getsockname()[1]
+            if port not in _handed_out:
+                break
+        _handed_out[port] = now
+        return port
 
 
 @dataclass(frozen=True)
