@@ -68,6 +68,7 @@ class LogReader(threading.Thread):
         self.lines: list[str] = []
         self.skip_lines = skip_lines
         self.done = threading.Event()     # the stream said END_OF_LOG (or gave the stored log)
+        self.streaming = False            # events are coming now (not reconnecting after a failure)
         self.stop = threading.Event()     # the follower is done with us
         self._events_seen = 0
         self._partial = ""
@@ -88,6 +89,7 @@ class LogReader(threading.Thread):
         while not self.stop.is_set():
             try:
                 for number, event in enumerate(self.kaggle.log_stream(self.job, idle_s=max(30.0, 2 * self.poll.most))):
+                    self.streaming = True
                     if number >= self._events_seen:
                         self._events_seen = number + 1
                         self._emit(str(event.get("data", "")))
@@ -100,6 +102,7 @@ class LogReader(threading.Thread):
                 self.done.set()
                 return
             except Exception:  # noqa: BLE001 - the stream is best effort (Transient or other); status decides
+                self.streaming = False
                 if self.stop.wait(wait):
                     return
                 wait = min(self.poll.most, wait * self.poll.factor)
@@ -131,7 +134,7 @@ def follow(kaggle: Kaggle, job: JobId, on_status: Optional[Callable[[str], None]
                 reader.start()
             if status in FINISHED:
                 result.failure = failure
-                if reader is not None:
+                if reader is not None and reader.streaming:  # else the output listing has the whole log
                     reader.done.wait(DRAIN_S)
                 break
             now = time.monotonic()
@@ -149,6 +152,7 @@ def follow(kaggle: Kaggle, job: JobId, on_status: Optional[Callable[[str], None]
         if reader is not None:
             reader.stop.set()
     if reader is not None:
+        reader.join(0.5)  # a last event in hand is delivered before the lines are counted
         result.log_lines = list(reader.lines)
     result.seconds = time.monotonic() - started
     return result
