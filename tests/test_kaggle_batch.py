@@ -95,3 +95,10 @@ def test_a_bad_notebook_stops_the_list_before_anything_is_pushed(kaggle_standin,
     res = run_kagg("batch", str(listing), "--operation", "run", cwd=tmp_path)
     assert res.returncode == 2 and "list.txt:2: " in res.stderr and "nothing was done" in res.stderr
     assert kaggle_standin.calls_to("SaveKernel") == []
+
+
+def test_without_credentials_every_item_says_so_and_nothing_runs(tmp_path):
+    listing = notebooks(tmp_path, 2)
+    res = run_kagg("batch", str(listing), "--operation", "run", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("no Kaggle credentials found") == 2, res.stderr
+    assert "nothing was done" in res.stderr

@@ -147,10 +147,12 @@ def test_faults_are_retried_and_an_accepted_push_is_never_sent_twice(kaggle_stan
     kaggle_standin.fail("ListKernelSessionOutput", status=503, times=1)
     kaggle_standin.fail("output-file", status=200, html=True, times=1)
     kaggle_standin.fail("GetAcceleratorQuotaStatistics", status=200, html=True, times=1)
+    kaggle_standin.fail("logs-stream", status=503, html=True, times=1000)  # no live log at all
     nb = training_notebook(tmp_path / "nb")
     res, out = run_json(str(nb), "--kaggle", "--device", "cpu", "-o", str(tmp_path / "out"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert out["status"] == "COMPLETE"
+    assert "| epoch 2 w 0.20" in res.stderr  # the log, shown from the output listing once it ended
     assert len(kaggle_standin.calls_to("SaveKernel")) == 1 and len(kaggle_standin.kernels) == 1
     assert len(kaggle_standin.only_kernel().versions) == 1
     assert "Traceback" not in res.stderr

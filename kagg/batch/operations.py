@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -258,6 +259,14 @@ class Invoke(Operation):
         return Outcome("ok", f"HTTP {result.status}", result.url, output=result.data)
 
 
+@lru_cache(maxsize=1)
+def _kaggle_user() -> str:
+    """The Kaggle user, checked once per batch (an access token is checked over the network)."""
+    from kagg.kaggle.credentials import load_credentials
+
+    return load_credentials().username
+
+
 class RunOnKaggle(Operation):
     """``--operation run``: each notebook as a Kaggle kernel (kagg.kaggle.run, as ``kagg run
     --kaggle``). At most 2 at once unless ``--max-per-provider kaggle=N``; a push Kaggle refuses
@@ -272,6 +281,7 @@ class RunOnKaggle(Operation):
         if item.provider != "kaggle":
             raise BadInput(f"--operation run runs notebooks on Kaggle, not {item.provider}: leave the provider "
                            "column empty (or kaggle)")
+        _kaggle_user()  # no credentials: every item says so before anything is pushed
         build_kernel(item.notebook, KernelRequest(owner="kagg", slug="kagg-check", title="kagg-check",
                                                   timeout_s=item.timeout, allow_secrets=ctx.allow_secrets))
         return Job(item, _file_name(item.name or item.label, "run's output folder"))

@@ -68,6 +68,7 @@ class LogReader(threading.Thread):
         self.lines: list[str] = []
         self.skip_lines = skip_lines
         self.done = threading.Event()     # the stream said END_OF_LOG (or gave the stored log)
+        self.failing = False              # the last try at the stream failed: it is waiting to reconnect
         self.stop = threading.Event()     # the follower is done with us
         self._events_seen = 0
         self._partial = ""
@@ -88,6 +89,7 @@ class LogReader(threading.Thread):
         while not self.stop.is_set():
             try:
                 for number, event in enumerate(self.kaggle.log_stream(self.job, idle_s=max(30.0, 2 * self.poll.most))):
+                    self.failing = False
                     if number >= self._events_seen:
                         self._events_seen = number + 1
                         self._emit(str(event.get("data", "")))
@@ -100,6 +102,7 @@ class LogReader(threading.Thread):
                 self.done.set()
                 return
             except Exception:  # noqa: BLE001 - the stream is best effort (Transient or other); status decides
+                self.failing = True
                 if self.stop.wait(wait):
                     return
                 wait = min(self.poll.most, wait * self.poll.factor)
@@ -131,8 +134,10 @@ def follow(kaggle: Kaggle, job: JobId, on_status: Optional[Callable[[str], None]
                 reader.start()
             if status in FINISHED:
                 result.failure = failure
-                if reader is not None:
-                    reader.done.wait(DRAIN_S)
+                drain_until = time.monotonic() + DRAIN_S
+                while reader is not None and not reader.done.wait(0.05) and time.monotonic() < drain_until:
+                    if reader.failing:  # the stream is down: the output listing has the whole log
+                        break
                 break
             now = time.monotonic()
             if status == "RUNNING":
@@ -149,6 +154,7 @@ def follow(kaggle: Kaggle, job: JobId, on_status: Optional[Callable[[str], None]
         if reader is not None:
             reader.stop.set()
     if reader is not None:
+        reader.join(0.5)  # a last event in hand is delivered before the lines are counted
         result.log_lines = list(reader.lines)
     result.seconds = time.monotonic() - started
     return result

@@ -204,6 +204,8 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
             raise FollowInterrupted(f"interrupted while downloading the outputs of {job} (it ended "
                                     f"{followed.status}); get them with `kagg kaggle output {job} -o {out_dir}`",
                                     job) from None
+        for line in fetched.log_lines[len(followed.log_lines):]:  # what the log stream did not deliver
+            ev.line(line)
         summary.files = fetched.files
         judge(summary, followed.status, followed.failure, fetched, req.resume_from)
         for note in summary.notes:
