@@ -32,7 +32,8 @@ extras["test"] = sorted(set(extras["all"]) | {
 setup(
     name="kagg",
     version=version["__version__"],
-    description="Turn Jupyter notebooks into HTTP functions and deploy them locally or to AWS Lambda.",
+    description="Turn Jupyter notebooks into HTTP functions, deploy them locally or to AWS Lambda, Google Cloud "
+                "Functions or Azure Functions, and train them on Kaggle GPUs.",
     long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
     long_description_content_type="text/markdown",
     python_requires=">=3.10",

@@ -40,7 +40,10 @@ def local_registry(registry_path):
     for ep in json.loads(registry_path.read_text())["endpoints"].values():
         pid = ep.get("provider_data", {}).get("pid") if ep["provider"] == "local" else None
         if pid and _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            try:  # the supervisor leads its own session: its server child goes with the group
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                os.kill(pid, signal.SIGKILL)
 
 
 def _post(url: str, payload: dict) -> dict:
