@@ -158,8 +158,13 @@ def overhead(folder: Path, repeat: int = 7) -> list[dict]:
             endpoints[f"filler-{i:03d}"] = Endpoint(f"filler-{i:03d}", "local", f"http://127.0.0.1:{9000 + i}/").to_dict()
     provider = get_provider("local", state_dir=folder / ".kagg")
     rows = []
+    from kagg.errors import BadInput
+
     for nb in sorted((ROOT / "examples").glob("*.ipynb")):
-        function = convert(load_notebook(str(nb)))
+        try:
+            function = convert(load_notebook(str(nb)))
+        except BadInput:  # a training notebook (kagg run), not an endpoint
+            continue
         conv = median_seconds(lambda: convert(load_notebook(str(nb))), repeat)
         build = median_seconds(lambda: provider.build(function, None), repeat)
         endpoint = Endpoint(function.name, "local", "http://127.0.0.1:1/")

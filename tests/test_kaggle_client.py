@@ -309,3 +309,19 @@ def test_output_names_cannot_leave_the_folder(tmp_path):
     for name in ("../x", "/etc/passwd", "a/../../x"):
         with pytest.raises(BadInput, match="outside"):
             download_files([(name, "http://127.0.0.1:9/x")], tmp_path / "out")
+
+
+def test_ctrl_c_while_waiting_for_a_gpu_session_says_nothing_was_pushed(kaggle_standin):
+    from kagg.kaggle.push import QueueWaitInterrupted, push_waiting_for_gpu
+
+    k = kaggle(kaggle_standin)
+    kaggle_standin.gpu_cap = 0
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(QueueWaitInterrupted):
+        push_waiting_for_gpu(k, metadata(kaggle_standin.user, "kagg-cap-ctrl-c", gpu=True), text("print(1)"),
+                             sleep=interrupted)
+    with pytest.raises(KeyError):
+        kaggle_standin.kernel("kagg-cap-ctrl-c")  # refused each time: no kernel exists

@@ -69,6 +69,10 @@ def _job_from_reply(owner: str, slug: str, reply) -> JobId:
     return JobId(owner, slug, reply.version or 1)
 
 
+class QueueWaitInterrupted(KeyboardInterrupt):
+    """Ctrl-C while waiting in kagg's queue for a GPU session: nothing was pushed."""
+
+
 def push_waiting_for_gpu(kaggle: Kaggle, metadata: dict, text: str, timeout_s: Optional[int] = None,
                          on_wait: Optional[Callable[[str], None]] = None, most_wait_s: Optional[float] = None,
                          first_s: float = 10.0, most_s: float = 60.0,
@@ -87,5 +91,8 @@ def push_waiting_for_gpu(kaggle: Kaggle, metadata: dict, text: str, timeout_s: O
             if on_wait:
                 on_wait(f"{exc.message}; waiting in kagg's queue for a session to end "
                         f"(next try in {wait:.0f} s)")
-            sleep(wait * (0.8 + 0.4 * random.random()))
+            try:
+                sleep(wait * (0.8 + 0.4 * random.random()))
+            except KeyboardInterrupt:
+                raise QueueWaitInterrupted() from None
             wait = min(most_s, wait * 1.5)

@@ -125,7 +125,7 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
     from kagg.kaggle.credentials import load_credentials
     from kagg.kaggle.kernel import build_kernel
     from kagg.kaggle.outputs import fetch_outputs
-    from kagg.kaggle.push import push_waiting_for_gpu
+    from kagg.kaggle.push import QueueWaitInterrupted, push_waiting_for_gpu
     from kagg.kaggle.settings import poll_times
 
     ev = events or RunEvents()
@@ -165,6 +165,10 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
     try:
         job = push_waiting_for_gpu(kaggle, bundle.metadata, bundle.text(), req.timeout_s, on_wait=ev.note,
                                    most_wait_s=req.most_gpu_wait_s, first_s=poll.first, most_s=poll.most)
+    except QueueWaitInterrupted:
+        journal.record(req.state_dir, kernel, "refused", reason="interrupted while waiting for a GPU session")
+        raise FollowInterrupted(f"interrupted while waiting in kagg's queue for a GPU session: nothing was "
+                                f"pushed, no GPU time was spent; run the same command again", None) from None
     except KeyboardInterrupt:
         raise FollowInterrupted(f"interrupted while pushing {kernel}; it may have started: check with "
                                 f"`kagg kaggle status {kernel}`, stop it with `kagg kaggle stop {kernel}`",
