@@ -123,6 +123,20 @@ def test_transient_answers_are_retried(kaggle_standin, fault):
     assert len(kaggle_standin.calls_to("GetAcceleratorQuotaStatistics")) == 3
 
 
+def test_a_429_with_retry_after_is_retried_after_that_many_seconds(kaggle_standin):
+    import time
+
+    from kagg.kaggle.client import CallPolicy, Kaggle
+    from kagg.kaggle.credentials import load_credentials
+
+    k = Kaggle(load_credentials(), CallPolicy(**dict(FAST, most_wait_s=5.0)))
+    kaggle_standin.fail("GetAcceleratorQuotaStatistics", status=429, times=1, retry_after=1)
+    began = time.monotonic()
+    k.quota()
+    assert time.monotonic() - began >= 1.0  # the backoff alone would have waited about 0.01 s
+    assert len(kaggle_standin.calls_to("GetAcceleratorQuotaStatistics")) == 2
+
+
 def test_retries_stop_at_the_deadline_with_one_line(kaggle_standin):
     k = kaggle(kaggle_standin)
     kaggle_standin.fail("GetAcceleratorQuotaStatistics", status=503, times=50)

@@ -26,7 +26,22 @@ USER_AGENT = "kagg"
 
 
 class Transient(Exception):
-    """An attempt that may succeed if made again (429, 5xx, HTML body, reset connection)."""
+    """An attempt that may succeed if made again (429, 5xx, HTML body, reset connection).
+
+    ``retry_after``: the seconds the server asked for (its ``Retry-After`` header), if any."""
+
+    def __init__(self, message: str, retry_after: Optional[float] = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _retry_after(response: Any) -> Optional[float]:
+    """``Retry-After`` in seconds (the delta form; an HTTP date is ignored)."""
+    try:
+        value = float(response.headers.get("Retry-After", ""))
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
 
 
 class UnclearPush(OperationFailed):
@@ -86,7 +101,7 @@ def classify(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         code = exc.response.status_code
         if code == 429 or code >= 500:
-            return Transient(f"HTTP {code}{_html_hint(exc.response)}")
+            return Transient(f"HTTP {code}{_html_hint(exc.response)}", _retry_after(exc.response))
         if code == 401:
             return BadInput(f"Kaggle refused the credentials (401) for {what}: check KAGGLE_USERNAME/KAGGLE_KEY "
                             "or KAGGLE_API_TOKEN (https://www.kaggle.com/settings)")
@@ -179,10 +194,15 @@ class Kaggle:
 
         if not retry:
             return attempt()
+        backoff = wait_exponential_jitter(multiplier=policy.first_wait_s, max=policy.most_wait_s,
+                                          jitter=policy.first_wait_s)
+
+        def wait(state: Any) -> float:  # the server's Retry-After when it gave one, within the policy
+            asked = getattr(state.outcome.exception(), "retry_after", None)
+            return min(asked, policy.most_wait_s) if asked is not None else backoff(state)
+
         retrying = Retrying(stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline_s),
-                            wait=wait_exponential_jitter(multiplier=policy.first_wait_s, max=policy.most_wait_s,
-                                                   jitter=policy.first_wait_s),
-                            retry=retry_if_exception_type(Transient), reraise=False)
+                            wait=wait, retry=retry_if_exception_type(Transient), reraise=False)
         try:
             return retrying(attempt)
         except RetryError as exc:
