@@ -37,6 +37,8 @@ def test_no_credentials_is_one_line(tmp_path):
     one_line_error(run_kagg("run", str(nb), "--kaggle", cwd=tmp_path),
                    "no Kaggle credentials found: set KAGGLE_USERNAME and KAGGLE_KEY")
     one_line_error(run_kagg("kaggle", "jobs"), "no Kaggle credentials found")
+    # a mistake in the notebook or the options is named first: no credentials are needed to see it
+    one_line_error(run_kagg("run", str(nb), "--kaggle", "--accelerator", "NvidiaK80", cwd=tmp_path), "NvidiaK80")
 
 
 @pytest.mark.parametrize("case", ["accelerator", "r", "secret", "param", "resume", "bad-job"])

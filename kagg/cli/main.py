@@ -77,9 +77,11 @@ def cli(ctx: click.Context, registry: Optional[str], debug: bool) -> None:
     \b
       kagg deploy model.ipynb            serve it locally (no cloud account needed)
       kagg invoke model '{"x": 1}'       call it
-      kagg deploy model.ipynb --aws      AWS Lambda + function URL
+      kagg deploy model.ipynb --aws      AWS Lambda + function URL (also --gcp, --azure)
       kagg batch list.csv --parallel     many deploys at once
       kagg monitor model                 latency percentiles, errors, cold starts
+      kagg run train.ipynb --kaggle      train on a Kaggle GPU, download the outputs
+      kagg jobs start model              the same from a deployed endpoint (POST /jobs)
     """
     from kagg.registry import default_path
 

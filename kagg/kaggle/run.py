@@ -130,11 +130,14 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
 
     ev = events or RunEvents()
     started = time.monotonic()
+    slug = fresh_slug(Path(req.notebook).stem)
+    # every local check first (notebook, secrets, parameters, accelerator): a bad notebook or option
+    # is reported as such, before credentials are looked for or Kaggle is asked anything
+    previous = parse_job(req.resume_from, "--resume-from") if req.resume_from else None
+    build_kernel(req.notebook, kernel_request(req, "kagg-check", slug))
     creds = load_credentials()
     kaggle = Kaggle(creds)
-    slug = fresh_slug(Path(req.notebook).stem)
-    if req.resume_from:
-        previous = parse_job(req.resume_from, "--resume-from")
+    if previous is not None:
         if kaggle.current_version(previous.owner, previous.slug) is None:
             from kagg.errors import NotFound
 
