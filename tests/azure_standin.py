@@ -26,13 +26,14 @@ import tempfile
 import threading
 import zipfile
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from azure_site import AppHost
+from loopback import LoopbackServer
 
 SUB = "00000000-1111-2222-3333-444444444444"
 TOKEN = "test-token-not-a-secret"
@@ -129,32 +130,16 @@ class AzureStandIn:
         self.hold_publish: Optional[threading.Event] = None
         self.publish_arrived = threading.Event()
         self.tmp = Path(tempfile.mkdtemp(prefix="azure-standin-"))
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                standin.handle(self)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._http = LoopbackServer(self.handle)
+        self.base = self._http.url
         self.arm, self.scm, self.site = self.base, self.base + "/scm/{app}", self.base + "/site/{app}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self) -> "AzureStandIn":
-        self.thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.stop()
         for app in self.apps.values():
             if app.host is not None:
                 app.host.stop()

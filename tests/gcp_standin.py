@@ -25,11 +25,12 @@ import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Optional
 
 from gcp_standin_edges import EdgeServices
 from gcp_standin_faults import PROJECT_NUMBER, Faults, _error, inject
+from loopback import LoopbackServer
 
 PROJECT = "kagg-test-project"
 REGIONS = ("us-central1", "us-east1", "europe-west1", "asia-northeast1")
@@ -82,34 +83,18 @@ class GoogleStandIn(EdgeServices):
         self.keys: dict[str, Any] = {}  # service account email -> public key (self-signed JWTs)
         self.entries: list[dict] = []  # Cloud Logging entries
         self._n = 0
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                return None
-
-            def _handle(self) -> None:
-                stand_in._serve(self)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._http = LoopbackServer(self._serve)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self._http.url
 
     def start(self) -> "GoogleStandIn":
-        self.thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._http.stop()
 
     def clear(self) -> None:
         with self.lock:

@@ -30,7 +30,8 @@ from typing import Any, Callable, Optional
 from tenacity import (Retrying, retry_if_exception, stop_after_attempt, stop_after_delay,
                       wait_random_exponential)
 
-from kagg.errors import TRANSIENT_CODES, BadInput, OperationFailed
+from kagg.errors import TRANSIENT_CODES, OperationFailed
+from kagg.providers.retry_policy import policy_from
 
 log = logging.getLogger("kagg.aws")
 #: ``attempts=3 base=0.1 cap=1 max_seconds=20`` (commas or spaces): the retry policy's defaults here
@@ -73,25 +74,9 @@ class RetryPolicy:
     def from_extra(cls, extra: dict) -> "RetryPolicy":
         """Tests and impatient users shrink the waits through ``options.extra`` (``retry_attempts``…)
         or, for every command, the environment variable :data:`RETRY_ENV`."""
-        keys = {"attempts": "retry_attempts", "max_seconds": "retry_max_seconds",
-                "base": "retry_base", "cap": "retry_cap", "waiter_delay": "waiter_delay",
-                "waiter_attempts": "waiter_attempts"}
-        given = _from_env(os.environ.get(RETRY_ENV, ""), set(keys))
-        given.update({field: extra[key] for field, key in keys.items() if key in extra})
-        try:
-            return cls(**{field: type(getattr(cls, field))(value) for field, value in given.items()})
-        except ValueError:
-            raise BadInput(f"{RETRY_ENV} or the retry options hold a value that is not a number: {given}") from None
-
-
-def _from_env(text: str, fields: set[str]) -> dict[str, str]:
-    out = {}
-    for item in text.replace(",", " ").split():
-        field, sep, value = item.partition("=")
-        if not sep or field not in fields:
-            raise BadInput(f"{RETRY_ENV}={text!r}: expected FIELD=VALUE items, FIELD one of {', '.join(sorted(fields))}")
-        out[field] = value
-    return out
+        return policy_from(cls, RETRY_ENV, extra, keys={
+            "attempts": "retry_attempts", "max_seconds": "retry_max_seconds", "base": "retry_base",
+            "cap": "retry_cap", "waiter_delay": "waiter_delay", "waiter_attempts": "waiter_attempts"})
 
 
 class AWSCallFailed(OperationFailed):

@@ -12,13 +12,13 @@ Every call also has its own deadline (``policy.call_timeout``).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
 
-from kagg.errors import BadInput, OperationFailed
+from kagg.errors import OperationFailed
+from kagg.providers.retry_policy import policy_from
 
 log = logging.getLogger("kagg.gcp")
 #: ``attempts=3 base=0.1 cap=1 max_seconds=20 poll=0.05`` (commas or spaces): the policy's values here
@@ -45,23 +45,7 @@ class RetryPolicy:
     def from_extra(cls, extra: dict) -> "RetryPolicy":
         """Tests and impatient users shrink the waits through ``options.extra`` (``retry_attempts``…)
         or, for every command, the environment variable :data:`RETRY_ENV`."""
-        fields = set(cls.__dataclass_fields__)
-        given = _from_env(os.environ.get(RETRY_ENV, ""), fields)
-        given.update({f: extra[f"retry_{f}"] for f in fields if f"retry_{f}" in extra})
-        try:
-            return cls(**{f: type(getattr(cls, f))(value) for f, value in given.items()})
-        except ValueError:
-            raise BadInput(f"{RETRY_ENV} or the retry options hold a value that is not a number: {given}") from None
-
-
-def _from_env(text: str, fields: set[str]) -> dict[str, str]:
-    out = {}
-    for item in text.replace(",", " ").split():
-        name, sep, value = item.partition("=")
-        if not sep or name not in fields:
-            raise BadInput(f"{RETRY_ENV}={text!r}: expected FIELD=VALUE items, FIELD one of {', '.join(sorted(fields))}")
-        out[name] = value
-    return out
+        return policy_from(cls, RETRY_ENV, extra)
 
 
 class GCPCallFailed(OperationFailed):
