@@ -103,7 +103,7 @@ class Faults:
     lose_reply: dict[str, int] = field(default_factory=dict)
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """A threaded HTTP proxy in front of moto (see the module docstring)."""
 
     def __init__(self, upstream: str):
@@ -113,18 +113,7 @@ class FaultProxy:
         self.faults = Faults()
         self.lock = threading.Lock()
         self.routes = _Routes()
-        self._http = LoopbackServer(self._serve)
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> "FaultProxy":
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
+        super().__init__(self._serve)
 
     def clear(self) -> None:
         with self.lock:

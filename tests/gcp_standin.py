@@ -66,7 +66,7 @@ class Seen:
         return f"{self.method} {self.path}" + (f"?{self.query}" if self.query else "")
 
 
-class GoogleStandIn(EdgeServices):
+class GoogleStandIn(EdgeServices, LoopbackServer):
     """The stand-in server; ``url`` is what KAGG_GCP_API_URL points at."""
 
     def __init__(self, polls: int = 2, locations_page: int = 2):
@@ -83,18 +83,7 @@ class GoogleStandIn(EdgeServices):
         self.keys: dict[str, Any] = {}  # service account email -> public key (self-signed JWTs)
         self.entries: list[dict] = []  # Cloud Logging entries
         self._n = 0
-        self._http = LoopbackServer(self._serve)
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    def start(self) -> "GoogleStandIn":
-        self._http.start()
-        return self
-
-    def stop(self) -> None:
-        self._http.stop()
+        super().__init__(self._serve)
 
     def clear(self) -> None:
         with self.lock:

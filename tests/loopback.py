@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 
 class LoopbackServer:
-    """``serve`` gets each request's handler; ``url`` is the base URL once made."""
+    """``serve`` gets each request's handler; ``url`` is the base URL once made. Stand-ins
+    subclass it and pass their own request method."""
 
     def __init__(self, serve: Callable[[BaseHTTPRequestHandler], None]):
         class Handler(BaseHTTPRequestHandler):
@@ -31,8 +32,10 @@ class LoopbackServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> None:
+    def start(self):
+        """Start serving; returns the server, so ``Server().start()`` reads as one step."""
         self.thread.start()
+        return self
 
     def stop(self) -> None:
         self.server.shutdown()
