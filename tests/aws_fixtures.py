@@ -29,6 +29,7 @@ import pytest
 from loopback import LoopbackServer
 
 from kagg.model import ConvertedFunction, Parameter, SourceInfo
+from notebooks import HELLO, notebook_json  # noqa: F401  (the cloud tests import them from here too)
 
 ACCOUNT = "123456789012"
 _HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection", "upgrade"}
@@ -315,17 +316,6 @@ class MotoStack:
 
 
 # -- functions to deploy --------------------------------------------------------------------------------
-HELLO = '''\
-import json
-
-
-def handler(name: str = "world", times: int = 1):
-    if name == "boom":
-        raise ValueError("boom requested")
-    return {"greeting": " ".join(["hello " + name] * times)}
-'''
-
-
 def hello_function(name: str = "hello", source: str = HELLO, requirements: Optional[list[str]] = None) -> ConvertedFunction:
     """A handler-mode function as conversion would produce it for a two-cell notebook."""
     return ConvertedFunction(
@@ -334,20 +324,6 @@ def hello_function(name: str = "hello", source: str = HELLO, requirements: Optio
                     Parameter("times", "int", 1, False, None)],
         accepts_kwargs=False, requirements=list(requirements or []), requirements_origin="inferred",
         source=SourceInfo(path=f"{name}.ipynb", sha256=hashlib.sha256(source.encode()).hexdigest()))
-
-
-def notebook_json(source: str = HELLO, requirements: Optional[list[str]] = None) -> str:
-    """An .ipynb with the function's code in one cell (and ``%pip install`` lines for requirements)."""
-    cells = []
-    if requirements:
-        cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                      "source": [f"%pip install {r}\n" for r in requirements]})
-    cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                  "source": source.splitlines(keepends=True)})
-    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": cells,
-                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                   "language": "python"},
-                                    "language_info": {"name": "python"}}}, indent=1)
 
 
 # -- pytest fixtures (import them into a test module to use them) ---------------------------------

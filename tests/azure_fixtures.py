@@ -8,24 +8,12 @@ no test ever constructs DefaultAzureCredential.
 
 from __future__ import annotations
 
-import json
 import secrets
 
 import pytest
 
 from azure_standin import SUB, TOKEN, AzureStandIn
-
-HELLO = '''
-def handler(name: str = "world", times: int = 1):
-    return {"greeting": " ".join(["hello " + name] * times)}
-'''
-
-
-def notebook_json(source: str) -> str:
-    return json.dumps({"nbformat": 4, "nbformat_minor": 5,
-                       "metadata": {"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}},
-                       "cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
-                                  "id": "c1", "source": source}]})
+from notebooks import HELLO, notebook_json  # noqa: F401  (the Azure tests import them from here)
 
 
 @pytest.fixture
@@ -45,15 +33,4 @@ def appname():
     return f"kt-{secrets.token_hex(4)}"
 
 
-@pytest.fixture
-def nb(tmp_path):
-    path = tmp_path / "greet.ipynb"
-    path.write_text(notebook_json(HELLO))
-    return path
-
-
-def entry(registry_path, name):
-    return json.loads(registry_path.read_text())["endpoints"][name]
-
-
-__all__ = ["SUB", "TOKEN", "azure", "appname", "nb", "entry", "notebook_json", "HELLO"]
+__all__ = ["SUB", "TOKEN", "azure", "appname", "notebook_json", "HELLO"]

@@ -121,6 +121,21 @@ def kagg():
 
 
 @pytest.fixture
+def nb(tmp_path) -> Path:
+    """``greet.ipynb``: the notebook the cloud-provider tests deploy (tests/notebooks.py HELLO)."""
+    from notebooks import HELLO, notebook_json
+
+    path = tmp_path / "greet.ipynb"
+    path.write_text(notebook_json(HELLO))
+    return path
+
+
+def entry(registry_path: Path, name: str) -> dict:
+    """The registry entry ``name`` as the file holds it."""
+    return json.loads(registry_path.read_text())["endpoints"][name]
+
+
+@pytest.fixture
 def reg(registry_path):
     """A registry for one test; every endpoint left in it is deleted afterwards (servers stop)."""
     yield registry_path

@@ -27,3 +27,30 @@ def write(path: Path, *cells: str | tuple[str, list[str]], kernel: Optional[dict
 
 HANDLER = 'def handler(x: int, y: float = 1.5, label: str = "n"):\n    return {"sum": x + y, "label": label}'
 FAILS_AT_IMPORT = 'raise ValueError("model file is missing")\ndef handler():\n    return 1'
+
+
+# -- the notebook the cloud-provider tests deploy ---------------------------------------------------
+HELLO = '''\
+import json
+
+
+def handler(name: str = "world", times: int = 1):
+    if name == "boom":
+        raise ValueError("boom requested")
+    return {"greeting": " ".join(["hello " + name] * times)}
+'''
+
+
+
+def notebook_json(source: str = HELLO, requirements: Optional[list[str]] = None) -> str:
+    """An .ipynb with the function's code in one cell (and ``%pip install`` lines for requirements)."""
+    cells = []
+    if requirements:
+        cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                      "source": [f"%pip install {r}\n" for r in requirements]})
+    cells.append({"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                  "source": source.splitlines(keepends=True)})
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": cells,
+                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"},
+                                    "language_info": {"name": "python"}}}, indent=1)

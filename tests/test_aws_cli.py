@@ -14,23 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from aws_fixtures import HELLO, aws, fname, moto_stack, notebook_json  # noqa: F401
-from conftest import run_kagg
+from conftest import entry, run_kagg
 from kagg.providers.aws.settings import SID_INVOKE, SID_URL
-
-
-@pytest.fixture
-def nb(tmp_path):
-    path = tmp_path / "greet.ipynb"
-    path.write_text(notebook_json(HELLO))
-    return path
 
 
 def kagg(aws, *args, **env):
     return run_kagg(*args, env={"AWS_ENDPOINT_URL": aws.url, **env})
-
-
-def entry(registry_path, name):
-    return json.loads(registry_path.read_text())["endpoints"][name]
 
 
 def test_deploy_redeploy_public_and_delete(aws, nb, fname, registry_path):

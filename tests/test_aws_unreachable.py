@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
-from aws_fixtures import HELLO, notebook_json
 from conftest import free_port
 
 FAST_RETRIES = "attempts=3 base=0.01 cap=0.02"
-
-
-@pytest.fixture
-def nb(tmp_path):
-    path = tmp_path / "greet.ipynb"
-    path.write_text(notebook_json(HELLO))
-    return path
 
 
 def errors(result) -> list[str]:

@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
-from azure_fixtures import HELLO, azure, appname, entry, nb, notebook_json  # noqa: F401
-from conftest import run_kagg
+from azure_fixtures import HELLO, azure, appname, notebook_json  # noqa: F401
+from conftest import entry, run_kagg
 from kagg.providers.azure import settings as st
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from azure_fixtures import HELLO, TOKEN, azure, appname, nb, notebook_json, entry  # noqa: F401
+from azure_fixtures import HELLO, TOKEN, azure, appname, notebook_json  # noqa: F401
 from conftest import run_kagg
 from kagg.deploy import convert_checked
 from kagg.errors import BadInput

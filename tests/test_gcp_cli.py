@@ -13,22 +13,11 @@ import json
 import pytest
 
 from aws_fixtures import HELLO, notebook_json
-from conftest import run_kagg
+from conftest import entry, run_kagg
 from gcp_fixtures import fid, gcp, google_standin, sa_key, user_adc  # noqa: F401
 from gcp_standin import PROJECT
 
 A = "%24alt=json%3Benum-encoding%3Dint"
-
-
-@pytest.fixture
-def nb(tmp_path):
-    path = tmp_path / "greet.ipynb"
-    path.write_text(notebook_json(HELLO))
-    return path
-
-
-def entry(registry_path, name):
-    return json.loads(registry_path.read_text())["endpoints"][name]
 
 
 def error_line(result) -> str:

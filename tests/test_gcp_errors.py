@@ -11,17 +11,9 @@ import json
 
 import pytest
 
-from aws_fixtures import HELLO, notebook_json
 from conftest import run_kagg
 from gcp_fixtures import fid, gcp, google_standin, sa_key  # noqa: F401
 from gcp_standin import PROJECT
-
-
-@pytest.fixture
-def nb(tmp_path):
-    path = tmp_path / "greet.ipynb"
-    path.write_text(notebook_json(HELLO))
-    return path
 
 
 def error_line(result) -> str:
