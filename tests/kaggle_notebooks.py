@@ -6,9 +6,8 @@ from pathlib import Path
 
 from notebooks import write
 
-SETUP = """\
-import json, os
-from pathlib import Path
+#: the documented idiom that lets a training notebook run in plain Jupyter too (docs/kaggle-kernel.md)
+CHECKPOINT_FALLBACK = """\
 try:
     kagg_checkpoint_dir
 except NameError:  # plain Jupyter: not run by kagg
@@ -17,6 +16,7 @@ except NameError:  # plain Jupyter: not run by kagg
         path.mkdir(parents=True, exist_ok=True)
         return path
 """
+SETUP = "import json, os\nfrom pathlib import Path\n" + CHECKPOINT_FALLBACK
 PARAMS = "# kagg: compat lr\nlr = 0.1  # learning rate\nepochs: int = 2\n"
 TRAIN = """\
 state_file = kagg_checkpoint_dir() / "state.json"

@@ -16,6 +16,7 @@ from kagg.kaggle.kernel import KernelRequest, build_kernel
 from kagg.kaggle.kernel_notebook import DRIVER_PATH
 from kagg.kaggle.local_run import TIMED_OUT, run_locally
 from kagg.kaggle.manifest import END_MARKER, FAILED_MARKER, RESULT_FILE, START_MARKER, read_result
+from kaggle_notebooks import CHECKPOINT_FALLBACK
 from notebooks import write
 
 pytest.importorskip("sklearn")
@@ -28,14 +29,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.linear_model import SGDClassifier
 import helpers
-try:
-    kagg_checkpoint_dir
-except NameError:  # plain Jupyter: not run by kagg
-    def kagg_checkpoint_dir():
-        path = Path(os.environ.get("KAGG_CHECKPOINT_DIR", "checkpoints"))
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-"""
+""" + CHECKPOINT_FALLBACK
 PARAMS = "# kagg: compat lr\nlr = 0.01  # learning rate\nepochs: int = 2\n"
 TRAIN = """\
 X, y = load_digits(return_X_y=True)
