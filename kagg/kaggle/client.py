@@ -120,6 +120,15 @@ def classify(exc: BaseException, what: str) -> BaseException:
     return exc
 
 
+def _address(req: Any, job: JobId) -> None:
+    """Point a kernel request at the job's kernel, and at its pushed version when it has one
+    (Kaggle answers for the latest version otherwise)."""
+    req.user_name = job.owner
+    req.kernel_slug = job.slug
+    if job.version_label:
+        req.version_label = job.version_label
+
+
 def _html_hint(response: Any) -> str:
     kind = response.headers.get("Content-Type", "")
     return " (an HTML error page)" if "html" in kind else ""
@@ -266,10 +275,7 @@ class Kaggle:
         from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest, ApiGetKernelResponse
 
         req = ApiGetKernelRequest()
-        req.user_name = job.owner
-        req.kernel_slug = job.slug
-        if job.version_label:
-            req.version_label = job.version_label
+        _address(req, job)
         return self._call(f"kernel {job}", "GetKernel", req, ApiGetKernelResponse)
 
     def status(self, job: JobId) -> tuple[str, str]:
@@ -278,10 +284,7 @@ class Kaggle:
                                                                  ApiGetKernelSessionStatusResponse)
 
         req = ApiGetKernelSessionStatusRequest()
-        req.user_name = job.owner
-        req.kernel_slug = job.slug
-        if job.version_label:
-            req.version_label = job.version_label
+        _address(req, job)
         reply = self._call(f"status of {job}", "GetKernelSessionStatus", req, ApiGetKernelSessionStatusResponse)
         status = reply.status
         name = getattr(status, "name", None) or (str(status) if status is not None else "QUEUED")
@@ -292,10 +295,7 @@ class Kaggle:
                                                                  ApiListKernelSessionOutputResponse)
 
         req = ApiListKernelSessionOutputRequest()
-        req.user_name = job.owner
-        req.kernel_slug = job.slug
-        if job.version_label:
-            req.version_label = job.version_label
+        _address(req, job)
         req.page_size = page_size
         if page_token:
             req.page_token = page_token
