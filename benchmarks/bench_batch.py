@@ -42,6 +42,7 @@ from batch_provider import SlowProvider, install_entry_point  # noqa: E402
 
 from kagg.batch import BatchRequest, RunOptions, run_batch  # noqa: E402
 from kagg.batch.report import Display  # noqa: E402
+from kagg.batch.runner import join_finished_workers  # noqa: E402
 from kagg.model import Endpoint  # noqa: E402
 from kagg.providers import register  # noqa: E402
 from kagg.registry import Registry  # noqa: E402
@@ -96,6 +97,7 @@ def efficiency(folder: Path, list_path: Path, items: int, parallel: int, run: in
     request = BatchRequest(str(list_path), run=RunOptions(parallel=parallel))
     if check_processes is not None:
         request.check_processes = check_processes
+    join_finished_workers()  # the last run's idle threads (`kagg batch` leaves them to the process's exit)
     began = time.perf_counter()
     report = run_batch(request, registry, display_for=lambda jobs: clock)
     ended = time.perf_counter()
@@ -193,7 +195,7 @@ def main() -> None:
         from kagg.batch.spec import load
 
         try:
-            from kagg.batch.session import check_processes
+            from kagg.batch.checking import check_processes
         except ImportError:  # a kagg from before checking in processes (for a before/after figure)
             procs, auto = 1, 1
         else:

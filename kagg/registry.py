@@ -99,15 +99,15 @@ class Registry:
 
     def name_lock(self, name: str):
         """A lock for one endpoint name, held from plan to registry write by deploy and delete,
-        so two kagg processes never work on one name at once (other names go on in parallel)."""
-        import hashlib
+        so two kagg processes never work on one name at once (other names go on in parallel);
+        see :mod:`kagg.namelock`."""
+        from kagg.namelock import NameLock
 
-        from filelock import FileLock
+        return NameLock(self.locks_dir(), name)
 
-        folder = make_private_dir(self.ensure_state_dir() / "locks")
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40]
-        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-        return FileLock(str(folder / f"{safe}-{digest}.lock"), thread_local=False, mode=0o600)
+    def locks_dir(self) -> Path:
+        """The folder of the name locks (made private on first use)."""
+        return make_private_dir(self.ensure_state_dir() / "locks")
 
     # -- reading --------------------------------------------------------------------------
     def _read(self) -> dict:
@@ -211,11 +211,15 @@ class Registry:
         """Lock, read, let the caller change the ``endpoints`` dict, write atomically."""
         self.check_writable()
         with self._thread_lock, self._lock:
-            doc = self._read()
+            doc = self._read_for_update()
             endpoints = doc["endpoints"]
             yield endpoints
             doc["endpoints"] = dict(sorted(endpoints.items()))
             self._write(doc)
+
+    def _read_for_update(self) -> dict:
+        """The document a transaction changes, read with the lock held."""
+        return self._read()
 
     def _write(self, doc: dict) -> None:
         data = (json.dumps(doc, indent=2, sort_keys=False) + "\n").encode("utf-8")

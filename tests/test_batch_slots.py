@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from conftest import wait_until
-from kagg.batch.runner import RunOptions
+from kagg.batch.operations import Context, Job, Operation, Outcome
+from kagg.batch.runner import MAX_PREPARING_AHEAD, RunOptions, Runner
 from kagg.batch.slots import Slots, Stopped
+from kagg.batch.spec import BatchItem
 
 
 def _waiter(slots: Slots, index: int, provider: str, got: list, stopped: list) -> threading.Thread:
@@ -59,3 +62,56 @@ def test_acquire_is_idempotent_and_stopping_ends_every_wait():
     assert stopped == [1] and not got and not slots._waiting
     with pytest.raises(Stopped):
         Slots(RunOptions(parallel=1), stopping).acquire(2, "local")  # nothing starts once stopping
+
+
+class _Preparing(Operation):
+    """A deploy-like operation: local work (counted), then its slot, then cloud work that waits
+    for ``gate``; it records how many jobs did their local work at once."""
+
+    name = "preparing"
+    waits_for_slot = True
+
+    def __init__(self, gate: threading.Event):
+        self.gate = gate
+        self.lock = threading.Lock()
+        self.preparing = 0
+        self.peak_ahead = 0
+        self.prepared: list[int] = []
+
+    def check(self, item, ctx):  # not used: the runner gets jobs
+        raise NotImplementedError
+
+    def run(self, job, ctx, attempt, step):
+        with self.lock:
+            self.preparing += 1
+            if job.item.index >= 6:  # started once the first six held every slot
+                self.peak_ahead = max(self.peak_ahead, self.preparing)
+        time.sleep(0.05)
+        with self.lock:
+            self.preparing -= 1
+            self.prepared.append(job.item.index)
+        ctx.wait_for_slot()
+        self.gate.wait(30)
+        return Outcome("ok", "deployed")
+
+
+def test_jobs_started_ahead_prepare_a_few_at_a_time(tmp_path):
+    """Jobs started while every slot is held take turns for their local work (MAX_PREPARING_AHEAD at
+    once): fifty preparing at once would take the GIL from the threads handing slots on."""
+    from kagg.batch.commit import GroupCommitRegistry
+
+    gate = threading.Event()
+    op = _Preparing(gate)
+    jobs = [Job(BatchItem(index=i, line=i + 2, where=f"list.csv:{i + 2}", notebook=f"nb{i}.ipynb",
+                          name=f"item-{i}", provider="local"), f"item-{i}") for i in range(30)]
+    runner = Runner(op, Context(GroupCommitRegistry(tmp_path / "endpoints.json")), RunOptions(parallel=6))
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(runner.run(jobs)), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(op.prepared) >= 12, what="six jobs in the slots and six prepared ahead")
+        assert 2 <= op.peak_ahead <= min(MAX_PREPARING_AHEAD, 4)
+    finally:
+        gate.set()
+        thread.join(60)
+    assert [r.status for r in outcome[0].results] == ["ok"] * 30

@@ -258,7 +258,7 @@ def test_group_commit_reads_what_another_writer_wrote_between_its_own_writes(tmp
 
 def test_checking_in_processes_gives_what_checking_here_gives(tmp_path):
     from kagg.batch.operations import Context, get_operation
-    from kagg.batch.session import check_all, check_processes, processes_for
+    from kagg.batch.checking import check_all, check_processes, processes_for
 
     write_notebooks(tmp_path, 30)
     (tmp_path / "nb07.ipynb").write_text("{not a notebook")
@@ -359,3 +359,25 @@ def test_cached_reads_see_every_write(tmp_path):
     path.write_text("{broken")
     with pytest.raises(BadInput, match="not valid JSON"):
         registry.check()
+
+
+def test_group_commit_parses_the_file_only_when_another_writer_changed_it(tmp_path, monkeypatch):
+    """Its own last write is the document of its next transaction (the lock is held, the file is
+    unchanged): a batch of 200 would otherwise parse the registry 400 times. The bytes stay
+    Registry's, entries kept from earlier writes included."""
+    path = tmp_path / "endpoints.json"
+    mine = GroupCommitRegistry(path)
+    parses = []
+    real_read = Registry._read
+    monkeypatch.setattr(Registry, "_read", lambda self: parses.append(1) or real_read(self))
+    for i in range(30):
+        mine.put(Endpoint(f"ep-{i:02d}", "local", f"http://127.0.0.1:{i}/", provider_data={"i": [i, {"j": None}]}))
+    assert len(parses) == 1  # the first transaction, before any write of its own
+    Registry(path).put(Endpoint("theirs", "local", "http://other/"))
+    parses.clear()
+    mine.put(Endpoint("ep-05", "local", "http://changed/"))
+    assert len(parses) == 1  # another writer came in between: read again
+    doc = json.loads(path.read_text())
+    assert path.read_text() == json.dumps(doc, indent=2) + "\n"
+    assert sorted(doc["endpoints"]) == sorted([f"ep-{i:02d}" for i in range(30)] + ["theirs"])
+    assert doc["endpoints"]["ep-05"]["url"] == "http://changed/"

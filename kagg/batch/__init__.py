@@ -2,11 +2,13 @@
 
 ``spec`` reads and checks the list (with ``values`` and ``jsonpos``),
 ``operations`` says what one item does (the same calls as the single
-commands), ``runner`` runs items concurrently with retries and Ctrl-C
-handling, ``commit`` groups the registry writes of parallel items, ``state``
-remembers progress for ``--resume``, ``report`` shows and writes the outcome,
-and ``session`` ties one run together. Names are imported on first use so that ``kagg --help``,
-which imports the batch command, stays fast.
+commands), ``checking`` runs every item's read-only check (in worker
+processes for a long list), ``runner`` runs items concurrently with retries
+and Ctrl-C handling (``slots`` are its ``--parallel`` slots), ``commit``
+groups the registry writes of parallel items, ``state`` remembers progress
+for ``--resume``, ``report`` shows and writes the outcome, and ``session``
+ties one run together. Names are imported on first use so that
+``kagg --help``, which imports the batch command, stays fast.
 """
 
 from importlib import import_module
@@ -17,7 +19,7 @@ OPERATIONS = ("deploy", "delete", "convert", "download", "invoke", "run")
 _EXPORTS = {
     "BatchReport": "report", "write_report": "report",
     "ItemResult": "runner", "RunOptions": "runner", "is_transient": "runner",
-    "BatchRequest": "session", "check_all": "session", "run_batch": "session",
+    "BatchRequest": "session", "check_all": "checking", "run_batch": "session",
     "BatchInputError": "spec", "BatchItem": "spec", "Overrides": "spec", "Problem": "spec", "load": "spec",
 }
 

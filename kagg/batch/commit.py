@@ -4,7 +4,9 @@ A registry write is a read, a JSON dump and two fsyncs under a lock, about
 10-20 ms with a few hundred entries; fifty deploys finishing together would
 queue behind each other for most of a second. Here the first writer becomes
 the leader and writes, in one transaction, every endpoint that arrived until
-it holds the lock and has read the file; the others wait for it. A deploy
+it holds the lock and has read the file; the others wait for it, each woken
+once (its entry written, or the lead of the next write handed to it: waking
+every waiter after every write kept fifty threads trading the GIL). A deploy
 puts twice, its ``pending`` entry before the provider's work and the finished
 one after, both on a batch's critical path. ``put`` still returns only once its
 endpoint is on disk, so "every deployed endpoint is in the registry" holds
@@ -14,17 +16,22 @@ Each write encodes the document as :meth:`Registry._write` does
 (``json.dumps(doc, indent=2)``, which runs in Python, not C: 8 ms for 200
 entries, all of it holding the GIL the other items' threads need), but
 reuses the indented text of every entry that has not changed since the last
-write; an entry is recognised by its compact JSON, which the C encoder makes.
-The bytes are the same (tests/test_batch_spec.py compares them with
-:class:`Registry`'s).
+write: an entry this object wrote is recognised by identity (its dicts are
+never changed in place: a write replaces an entry, ``find`` hands out
+copies), one read from a file another process wrote by its compact JSON,
+which the C encoder makes. The bytes are the same (tests/test_batch_spec.py
+compares them with :class:`Registry`'s).
 
-Reads for checks (``check``, ``find``) come from the last parse while the
-file is unchanged (same inode, mtime and size): ``kagg.deploy`` reads the
-registry several times per item, which made a batch O(items x registry size).
-After its own write this object keeps the document it wrote as that parse,
-so the next reads do not parse the file again (the entries it wrote are its
-own: ``put`` makes them). ``find`` gives a copy, checked as
-:meth:`Registry.find` checks it. A transaction always reads the file.
+Reads come from the last parse while the file is unchanged (same device,
+inode, size, mtime and ctime; every kagg write replaces the file): for checks
+(``check``, ``find``), since ``kagg.deploy`` reads the registry several times
+per item, which made a batch O(items x registry size), and for a transaction
+(under the registry's lock, so the file cannot change while it runs). After
+its own write this object keeps the document it wrote as that parse, so the
+next reads and writes do not parse the file again (the entries it wrote are
+its own: ``put`` makes them). ``find`` gives a copy, checked as
+:meth:`Registry.find` checks it; a transaction gets its own dicts of the
+document and of the entries, the entries themselves shared.
 
 A thread may also ask to be told when it starts to record a finished
 endpoint (:meth:`on_put`): the batch runner frees the item's concurrency slot
@@ -39,7 +46,7 @@ import copy
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -68,6 +75,8 @@ class _Pending:
     endpoint: Endpoint
     done: bool = False
     error: Optional[BaseException] = None
+    #: set once, when the entry is written (``done``) or when its thread is to write the queue
+    woken: threading.Event = field(default_factory=threading.Event)
 
 
 class GroupCommitRegistry(Registry):
@@ -75,7 +84,7 @@ class GroupCommitRegistry(Registry):
 
     def __init__(self, path=None):
         super().__init__(path)
-        self._cv = threading.Condition()
+        self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._leading = False
         self._hooks = threading.local()
@@ -83,7 +92,10 @@ class GroupCommitRegistry(Registry):
         self.commits = 0  # how many writes the puts took (for tests and the benchmark)
         self._resolved: Optional[Path] = None
         self._state_ready: Optional[Path] = None
+        self._locks_ready: Optional[Path] = None
         self._texts: dict[str, str] = {}  # an entry's compact JSON -> its indented text
+        #: id of an entry dict last written -> (that dict, its compact JSON, its indented text)
+        self._written: dict[int, tuple[dict, str, str]] = {}
 
     # -- one batch's registry file does not move -------------------------------------------------
     @property
@@ -101,13 +113,20 @@ class GroupCommitRegistry(Registry):
             ready = self._state_ready = super().ensure_state_dir()
         return ready
 
+    def locks_dir(self) -> Path:
+        """Made once per batch, as the state folder, not for each item's name lock."""
+        ready = self._locks_ready
+        if ready is None or not ready.is_dir():
+            ready = self._locks_ready = super().locks_dir()
+        return ready
+
     # -- cached reads ------------------------------------------------------------------------------
     def _identity(self) -> object:
         try:
             st = os.stat(self.path)
         except OSError:
             return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def _parsed(self) -> dict:
         identity = self._identity()
@@ -117,6 +136,17 @@ class GroupCommitRegistry(Registry):
         doc = super()._read()
         self._snapshot = (identity, doc)
         return doc
+
+    def _read_for_update(self) -> dict:
+        """The last parse if the file is still the one it was made from (the lock is held now), else
+        the file: the caller replaces or removes entries, so their dicts can be shared."""
+        identity = self._identity()
+        snapshot = self._snapshot
+        if snapshot is not None and identity is not None and snapshot[0] == identity:
+            doc = dict(snapshot[1])
+            doc["endpoints"] = dict(doc["endpoints"])
+            return doc
+        return super()._read()
 
     def check(self) -> None:
         self._parsed()
@@ -143,15 +173,22 @@ class GroupCommitRegistry(Registry):
                 or not all(isinstance(k, str) for k in endpoints):
             return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
         texts, seen = self._texts, {}
+        written, kept = self._written, {}
         parts = []
         for name, entry in endpoints.items():
-            key = _compact(entry)
-            text = texts.get(key)
-            if text is None:
-                text = _indented(entry).replace("\n", "\n    ")  # JSON text has no raw newline inside a value
+            hit = written.get(id(entry))
+            if hit is not None and hit[0] is entry:
+                key, text = hit[1], hit[2]
+            else:
+                key = _compact(entry)
+                text = texts.get(key)
+                if text is None:
+                    text = _indented(entry).replace("\n", "\n    ")  # JSON text has no raw newline inside a value
             seen[key] = text
+            kept[id(entry)] = (entry, key, text)
             parts.append(f"    {_compact(name)}: {text}")
-        self._texts = seen  # only what the file holds now: the old text of a changed entry goes
+        # only what the file holds now: the old text of a changed entry goes
+        self._texts, self._written = seen, kept
         lines = []
         for key, value in doc.items():
             if key == "endpoints":
@@ -165,7 +202,7 @@ class GroupCommitRegistry(Registry):
     @property
     def queued(self) -> int:
         """How many ``put`` calls are queued for the next write, not yet taken by a leader (for tests)."""
-        with self._cv:
+        with self._queue_lock:
             return len(self._queue)
 
     def on_put(self, hook: Optional[Callable[[], None]]) -> None:
@@ -179,26 +216,32 @@ class GroupCommitRegistry(Registry):
             self._hooks.hook = None
             hook()
         pending = _Pending(endpoint)
-        with self._cv:
+        with self._queue_lock:
             self._queue.append(pending)
-            while self._leading and not pending.done:
-                self._cv.wait()
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            pending.woken.wait()  # each waiter wakes once: written, or handed the lead
             lead = not pending.done
-            if lead:
-                self._leading = True
         if lead:
             try:
                 self._commit()
             finally:
-                with self._cv:
-                    self._leading = False
-                    self._cv.notify_all()
+                self._hand_on()
         if pending.error is not None:
             raise pending.error
         return endpoint
 
+    def _hand_on(self) -> None:
+        """After a write: the first put queued meanwhile leads the next one (else nobody leads)."""
+        with self._queue_lock:
+            if self._queue:
+                self._queue[0].woken.set()
+            else:
+                self._leading = False
+
     def _take(self) -> list[_Pending]:
-        with self._cv:
+        with self._queue_lock:
             batch, self._queue = self._queue, []
         return batch
 
@@ -226,3 +269,4 @@ class GroupCommitRegistry(Registry):
         finally:
             for pending in batch or ():
                 pending.done = True
+                pending.woken.set()

@@ -100,6 +100,11 @@ class Event:
     at: float = field(default_factory=time.monotonic)
 
 
+#: jobs started ahead (every slot held) that do their local work at once. They have until a slot
+#: frees, and fifty of them converting, planning and writing at once take the GIL from the
+#: threads handing freed slots on, each such wait an idle slot (benchmarks/bench_batch.py)
+MAX_PREPARING_AHEAD = 4
+
 #: providers whose accounts cap concurrent work: Kaggle runs 2 GPU sessions at a time (issue 11)
 DEFAULT_CAPS = {"kaggle": 2}
 
@@ -125,6 +130,23 @@ class RunOutcome:
     results: list[ItemResult]
     interrupted: bool = False  # a first Ctrl-C: scheduling stopped, in-flight jobs finished
     aborted: bool = False  # a second Ctrl-C: in-flight jobs were abandoned
+
+
+#: the names of a batch's worker threads begin with this (see :func:`join_finished_workers`)
+WORKER_PREFIX = "kagg-batch-worker"
+
+
+def join_finished_workers(timeout: float = 5.0) -> None:
+    """Wait for the worker threads of batches that have ended in this process to exit.
+
+    A batch returns without joining its idle workers; they exit on their own within
+    milliseconds. What must not run beside them (a fork: a thread's locks would be copied
+    held) calls this first.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith(WORKER_PREFIX) and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _start_threads(pool: ThreadPoolExecutor, count: int) -> None:
@@ -156,6 +178,7 @@ class Runner:
         self._released: "queue.SimpleQueue[int]" = queue.SimpleQueue()
         self.slots = Slots(options, self.stopping, on_take=self._wake.set)
         self._stop_lock = threading.Lock()
+        self._preparing = threading.Semaphore(MAX_PREPARING_AHEAD)
 
     # -- signals --------------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -190,7 +213,19 @@ class Runner:
         if self.stopping.wait(seconds):
             raise Stopped()
 
-    def _run_job(self, job: Job) -> ItemResult:
+    def _wait_to_prepare(self) -> None:
+        """Block until a job started ahead may do its local work (MAX_PREPARING_AHEAD at once);
+        Stopped if the batch stops meanwhile."""
+        while not self._preparing.acquire(timeout=Slots.POLL):
+            if self.stopping.is_set():
+                raise Stopped()
+        if self.stopping.is_set():
+            self._preparing.release()
+            raise Stopped()
+
+    def _run_job(self, job: Job, ahead: bool = False) -> ItemResult:
+        """One job, retried while its failures are transient. ``ahead``: started while every slot
+        was held, so its local work waits for one of the MAX_PREPARING_AHEAD turns."""
         result = ItemResult.for_job(job)
         started = time.monotonic()
         last_error: list[BaseException] = []
@@ -201,6 +236,9 @@ class Runner:
         took: list[bool] = []
 
         def acquire() -> None:
+            if preparing:
+                preparing.pop()
+                self._preparing.release()
             self.slots.acquire(index, provider, on_wait=lambda: step("waiting for a free slot"))
             took.append(True)
 
@@ -233,9 +271,13 @@ class Runner:
             # before a job waiting for that slot can start
             registry.on_put(release)
         self.ctx.slot_waiter(acquire)
+        preparing: list[bool] = []
         try:
             if not self.operation.waits_for_slot:
                 acquire()
+            elif ahead:
+                self._wait_to_prepare()
+                preparing.append(True)
             for attempt in retrying:
                 with attempt:
                     result.attempts = attempt.retry_state.attempt_number
@@ -256,6 +298,9 @@ class Runner:
             if self.options.fail_fast:
                 self._fail_fast(result)
         finally:
+            if preparing:
+                preparing.pop()
+                self._preparing.release()
             self.ctx.slot_waiter(None)
             if hasattr(registry, "on_put"):
                 registry.on_put(None)
@@ -293,7 +338,7 @@ class Runner:
         installed, previous_handler = self._install_sigint()
         # threads beyond the slots: N jobs started ahead, and jobs that gave their slot back may still
         # wait for their registry write
-        pool = ThreadPoolExecutor(max_workers=3 * max(1, self.options.parallel), thread_name_prefix="kagg-batch")
+        pool = ThreadPoolExecutor(max_workers=3 * max(1, self.options.parallel), thread_name_prefix=WORKER_PREFIX)
         by_index = {job.item.index: job for job in pending}
         last_change = 0.0
         try:
@@ -325,7 +370,9 @@ class Runner:
         finally:
             if installed:
                 signal.signal(signal.SIGINT, previous_handler)
-            pool.shutdown(wait=not self.aborting.is_set(), cancel_futures=True)
+            # every job has ended (or was abandoned): the idle threads exit on their own; waiting for
+            # a hundred of them here would hold up the report by 10-15 ms (see join_finished_workers)
+            pool.shutdown(wait=False, cancel_futures=True)
         self._drain()
         now = time.monotonic()
         for job in running.values():
@@ -357,7 +404,7 @@ class Runner:
                 continue
             per_provider[provider] += 1
             active.add(job.item.index)
-            future = pool.submit(self._run_job, job)
+            future = pool.submit(self._run_job, job, not may_take)
             future.add_done_callback(lambda f: self._wake.set())
             running[future] = job
         pending.extendleft(reversed(skipped))

@@ -16,7 +16,7 @@ from kagg.kaggle.jobs import JobId, looks_like_kernel_ref, parse_job
 
 def is_kernel_source(source: str) -> bool:
     """Whether ``source`` names a Kaggle kernel rather than a local path."""
-    if Path(source).expanduser().exists() or source.lower().endswith((".ipynb", ".py", ".json")):
+    if source.lower().endswith((".ipynb", ".py", ".json")) or Path(source).expanduser().exists():
         return False
     return looks_like_kernel_ref(source)
 

@@ -143,10 +143,11 @@ def load_notebook(source: str) -> LoadedNotebook:
         path = _check_path(source)
         raw, folder = _read_file(path, source), path.resolve().parent
     notes: list[Note] = []
-    nb = parse_notebook(raw, _basename(source), notes)
+    name = _basename(source)
+    nb = parse_notebook(raw, name, notes)
     shown = redact_url(source) if is_url(source) else source  # what the registry and messages keep
     return LoadedNotebook(nb=nb, raw=raw, source=shown, folder=folder,
-                          sha256=hashlib.sha256(raw).hexdigest(), stem=_stem(source), notes=notes)
+                          sha256=hashlib.sha256(raw).hexdigest(), stem=_stem(name), notes=notes)
 
 
 def parse_notebook(raw: bytes, filename: str, notes: Optional[list[Note]] = None) -> NotebookNode:
@@ -176,8 +177,8 @@ def _basename(source: str) -> str:
     return Path(source).name or source
 
 
-def _stem(source: str) -> str:
-    name = _basename(source)
+def _stem(name: str) -> str:
+    """The file name without ``.ipynb``."""
     if name.lower().endswith(".ipynb"):
         return name[: -len(".ipynb")]
     return Path(name).stem

@@ -1,0 +1,226 @@
+"""Check every item of a batch list (read-only) before anything runs: in this process, or, for
+a long list of deploys (CPU work: loading, scanning and converting notebooks), side by side in
+forked worker processes, one per idle CPU.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable, Optional
+
+from kagg.batch.operations import Context, Job, Operation
+from kagg.batch.runner import join_finished_workers
+from kagg.batch.spec import BatchItem, Problem
+from kagg.errors import BadInput
+
+#: threads per checking process: checking is mostly CPU (parsing, converting), so threads only
+#: overlap URL fetches
+MAX_CHECK_WORKERS = 8
+#: a list with fewer items to check than this is checked in this process: forking workers costs more
+MIN_ITEMS_FOR_PROCESSES = 24
+
+
+def check_all(items: list[BatchItem], operation: Operation, ctx: Context,
+              workers: int = 1, processes: Optional[int] = None) -> tuple[list[Job], list[Problem]]:
+    """Run ``operation.check`` on every item (read-only) and collect bad input as problems.
+
+    An item whose check fails for another reason (a network error fetching a URL)
+    is kept: its run will try again and report it as failed if it still fails.
+    ``workers`` threads per process overlap URL fetches; ``processes`` (None: one per idle
+    CPU when that pays, see :func:`check_processes`) check a long list side by side, since
+    checking is CPU work that threads of one interpreter cannot share.
+    """
+    def one(item: BatchItem) -> Job | Problem:
+        try:
+            return operation.check(item, ctx)
+        except BadInput as exc:
+            return Problem(item.where, item.line, str(exc))
+        except Exception:  # noqa: BLE001 - decided in the run, where it is retried and reported
+            return Job(item, item.name or item.label)
+
+    def in_threads(chunk: list[BatchItem]) -> list[Job | Problem]:
+        if workers > 1 and len(chunk) > 1 and (operation.heavy_check is False or any(i.is_url for i in chunk)):
+            return _map_in_daemon_threads(one, chunk, min(workers, len(chunk)))
+        return [one(item) for item in chunk]
+
+    procs = check_processes(items, operation) if processes is None else processes
+    if procs > 1 and len(items) > 1:
+        # the first item here: it imports and warms what the workers then share (nbformat's
+        # schemas, the conversion modules) instead of each worker doing it again
+        outcomes = [one(items[0])] + _check_forked(items[1:], operation, ctx, procs, in_threads)
+    else:
+        outcomes = in_threads(items)
+    jobs = [o for o in outcomes if isinstance(o, Job)]
+    problems = [o for o in outcomes if isinstance(o, Problem)]
+    return jobs, problems + duplicate_names(jobs)
+
+
+def _map_in_daemon_threads(fn: Callable[[Any], Any], items: list, threads: int) -> list:
+    """``[fn(x) for x in items]`` in ``threads`` daemon threads: Ctrl-C stops the wait at once,
+    and the process can exit without waiting for a fetch that hangs until its timeout."""
+    results: list = [None] * len(items)
+    numbers = iter(range(len(items)))
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        while not errors:
+            with lock:
+                i = next(numbers, None)
+            if i is None:
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+                errors.append(exc)
+
+    pool = [threading.Thread(target=work, name="kagg-check", daemon=True) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_processes(items: list[BatchItem], operation: Operation, load: Optional[float] = None) -> int:
+    """How many processes should check ``items``: one per idle CPU (the CPUs less the load
+    average, ``load`` if given) for a long list whose checks are CPU work (deploys), where
+    ``fork`` exists (it shares this process's imports) and this process runs no other thread
+    (a thread's locks would be copied held); else 1. On CPUs other work keeps busy, a second
+    checking process only adds its start and the pickling of what it checked."""
+    if not operation.heavy_check or len(items) < MIN_ITEMS_FOR_PROCESSES:
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    join_finished_workers()
+    if threading.active_count() > 1:
+        return 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = 0.0
+    return processes_for(len(items), _cpus(), load)
+
+
+def processes_for(items: int, cpus: int, load: float) -> int:
+    """One process per idle CPU (``cpus - load``, rounded), at least 1, and at least
+    ``MIN_ITEMS_FOR_PROCESSES / 2`` items for each."""
+    idle = max(1, min(cpus, int(cpus - load + 0.5)))
+    return max(1, min(idle, items // (MIN_ITEMS_FOR_PROCESSES // 2)))
+
+
+#: items a checking process takes from the list at a time
+CHECK_CHUNK = 6
+
+
+def _start_check_worker(state: Any) -> None:
+    """A check worker's start: Ctrl-C is the parent's to handle (it stops the workers)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _worker_state
+    _worker_state = state
+
+
+_worker_state: Any = None  # in a check worker: what _check_forked shares with it
+
+
+def _claim_chunks(state: tuple, portable: bool) -> list[tuple[int, list]]:
+    """Check chunks of the list until none is left: (chunk number, outcomes) for each one done here.
+
+    Every checking process runs this; the shared counter hands each chunk to one of them, so a
+    fast process takes more of the list than a slow one.
+    """
+    operation, check, items, bounds, counter = state
+    done = []
+    while True:
+        with counter.get_lock():
+            k = counter.value
+            counter.value = k + 1
+        if k >= len(bounds):
+            return done
+        a, b = bounds[k]
+        part = check(items[a:b])
+        if portable:
+            part = [o if isinstance(o, Problem) else operation.portable(o) for o in part]
+        done.append((k, part))
+
+
+def _check_in_worker() -> list[tuple[int, list]]:
+    return _claim_chunks(_worker_state, portable=True)
+
+
+def _check_forked(items: list[BatchItem], operation: Operation, ctx: Context, procs: int,
+                  check: Callable[[list[BatchItem]], list]) -> list[Job | Problem]:
+    """``check`` over ``items`` in this process and ``procs - 1`` forked ones, in list order.
+
+    The workers inherit this process as it is (no pickling of the operation or the list);
+    only their outcomes travel back, through ``operation.portable``/``restore``. Chunks a
+    worker did not send back (an outcome that does not pickle, a worker killed) are checked
+    here afterwards.
+    """
+    join_finished_workers()  # an earlier batch's idle workers, still exiting
+    fork = multiprocessing.get_context("fork")
+    bounds = [(a, min(a + CHECK_CHUNK, len(items))) for a in range(0, len(items), CHECK_CHUNK)]
+    parts: dict[int, list] = {}
+    pool = None
+    try:
+        state = (operation, check, items, bounds, fork.Value("q", 0))
+        pool = ProcessPoolExecutor(max_workers=procs - 1, mp_context=fork, initializer=_start_check_worker,
+                                   initargs=(state,))
+        futures = [pool.submit(_check_in_worker) for _ in range(procs - 1)]
+    except OSError:  # no shared memory or no fork allowed here (a container's limits): check here
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        return check(items)
+    try:
+        parts.update(_claim_chunks(state, portable=False))
+        for future in futures:
+            try:
+                done = future.result()
+            except Exception:  # noqa: BLE001 - a broken worker or an outcome that did not pickle
+                continue
+            for k, part in done:
+                try:
+                    parts[k] = [o if isinstance(o, Problem) else operation.restore(o, ctx) for o in part]
+                except Exception:  # noqa: BLE001 - checked again below
+                    pass
+    except BaseException:  # Ctrl-C: stop the workers now rather than after their chunks
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    outcomes: list[Job | Problem] = []
+    for k, (a, b) in enumerate(bounds):
+        outcomes.extend(parts[k] if k in parts else check(items[a:b]))
+    return outcomes
+
+
+def duplicate_names(jobs: list[Job]) -> list[Problem]:
+    """Two items that would get the same name (names are unique in a registry).
+
+    Two explicit names were already reported by the list reader; this catches
+    names derived from notebooks.
+    """
+    first: dict[str, Job] = {}
+    problems = []
+    for job in jobs:
+        other = first.setdefault(job.name, job)
+        if other is not job and not (job.item.name and other.item.name):
+            problems.append(Problem(job.item.where, job.item.line,
+                                    f"duplicate name {job.name!r} (also on line {other.item.line}); "
+                                    "give one of them a name"))
+    return problems
