@@ -196,7 +196,12 @@ def main() -> None:
 
         try:
             from kagg.batch.checking import check_processes
-        except ImportError:  # a kagg from before checking in processes (for a before/after figure)
+        except ImportError:  # a kagg from before kagg/batch/checking.py (for a before/after figure)
+            try:
+                from kagg.batch.session import check_processes
+            except ImportError:  # from before checking in processes
+                check_processes = None
+        if check_processes is None:
             procs, auto = 1, 1
         else:
             procs = check_processes(load(str(list_path)).items, get_operation("deploy"), load=0.0)
