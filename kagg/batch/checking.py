@@ -6,11 +6,12 @@ forked worker processes, one per idle CPU.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import pickle
 import signal
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from kagg.batch.operations import Context, Job, Operation
 from kagg.batch.runner import join_finished_workers
@@ -127,39 +128,35 @@ def processes_for(items: int, cpus: int, load: float) -> int:
 CHECK_CHUNK = 6
 
 
-def _start_check_worker(state: Any) -> None:
-    """A check worker's start: Ctrl-C is the parent's to handle (it stops the workers)."""
+def _check_in_worker(operation: Operation, check: Callable[[list[BatchItem]], list], items: list[BatchItem],
+                     bounds: list[tuple[int, int]], counter: Any, out: Any) -> None:
+    """In a forked worker: check chunks until none is left, sending each as soon as it is done.
+
+    Ctrl-C is the parent's to handle (it stops the workers). A chunk whose outcomes do not
+    pickle is not sent: the parent checks it again."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    global _worker_state
-    _worker_state = state
+    try:
+        for k in _claimed(bounds, counter):
+            a, b = bounds[k]
+            part = [o if isinstance(o, Problem) else operation.portable(o) for o in check(items[a:b])]
+            try:
+                out.send((k, part))
+            except (pickle.PicklingError, TypeError, AttributeError):
+                continue
+    finally:
+        out.close()
 
 
-_worker_state: Any = None  # in a check worker: what _check_forked shares with it
-
-
-def _claim_chunks(state: tuple, portable: bool) -> list[tuple[int, list]]:
-    """Check chunks of the list until none is left: (chunk number, outcomes) for each one done here.
-
-    Every checking process runs this; the shared counter hands each chunk to one of them, so a
-    fast process takes more of the list than a slow one.
-    """
-    operation, check, items, bounds, counter = state
-    done = []
+def _claimed(bounds: list[tuple[int, int]], counter: Any) -> Iterator[int]:
+    """The chunk numbers this process takes: the shared counter hands each chunk to one process,
+    so a fast process takes more of the list than a slow one."""
     while True:
         with counter.get_lock():
             k = counter.value
             counter.value = k + 1
         if k >= len(bounds):
-            return done
-        a, b = bounds[k]
-        part = check(items[a:b])
-        if portable:
-            part = [o if isinstance(o, Problem) else operation.portable(o) for o in part]
-        done.append((k, part))
-
-
-def _check_in_worker() -> list[tuple[int, list]]:
-    return _claim_chunks(_worker_state, portable=True)
+            return
+        yield k
 
 
 def _check_forked(items: list[BatchItem], operation: Operation, ctx: Context, procs: int,
@@ -167,42 +164,64 @@ def _check_forked(items: list[BatchItem], operation: Operation, ctx: Context, pr
     """``check`` over ``items`` in this process and ``procs - 1`` forked ones, in list order.
 
     The workers inherit this process as it is (no pickling of the operation or the list);
-    only their outcomes travel back, through ``operation.portable``/``restore``. Chunks a
-    worker did not send back (an outcome that does not pickle, a worker killed) are checked
-    here afterwards.
+    only their outcomes travel back, a chunk at a time over a pipe, through
+    ``operation.portable``/``restore``; this process takes them in between its own chunks, so
+    little is left to receive when the list is done. Chunks a worker did not send back (an
+    outcome that does not pickle, a worker killed) are checked here afterwards.
     """
     join_finished_workers()  # an earlier batch's idle workers, still exiting
     fork = multiprocessing.get_context("fork")
     bounds = [(a, min(a + CHECK_CHUNK, len(items))) for a in range(0, len(items), CHECK_CHUNK)]
     parts: dict[int, list] = {}
-    pool = None
+    readers: list[Any] = []
+    workers: list[Any] = []
     try:
-        state = (operation, check, items, bounds, fork.Value("q", 0))
-        pool = ProcessPoolExecutor(max_workers=procs - 1, mp_context=fork, initializer=_start_check_worker,
-                                   initargs=(state,))
-        futures = [pool.submit(_check_in_worker) for _ in range(procs - 1)]
+        counter = fork.Value("q", 0)
+        for _ in range(procs - 1):
+            reader, writer = fork.Pipe(duplex=False)
+            worker = fork.Process(target=_check_in_worker, args=(operation, check, items, bounds, counter, writer),
+                                  name="kagg-check", daemon=True)
+            worker.start()
+            writer.close()
+            readers.append(reader)
+            workers.append(worker)
     except OSError:  # no shared memory or no fork allowed here (a container's limits): check here
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
         return check(items)
-    try:
-        parts.update(_claim_chunks(state, portable=False))
-        for future in futures:
+
+    def receive(block: bool) -> None:
+        ready = multiprocessing.connection.wait(readers, timeout=None if block else 0)
+        for reader in ready:
             try:
-                done = future.result()
-            except Exception:  # noqa: BLE001 - a broken worker or an outcome that did not pickle
+                k, part = reader.recv()
+            except (EOFError, OSError):  # that worker is done (or gone)
+                readers.remove(reader)
                 continue
-            for k, part in done:
-                try:
-                    parts[k] = [o if isinstance(o, Problem) else operation.restore(o, ctx) for o in part]
-                except Exception:  # noqa: BLE001 - checked again below
-                    pass
+            except Exception:  # noqa: BLE001 - an outcome that does not unpickle here: checked below
+                continue
+            try:
+                parts[k] = [o if isinstance(o, Problem) else operation.restore(o, ctx) for o in part]
+            except Exception:  # noqa: BLE001 - checked again below
+                pass
+
+    try:
+        for k in _claimed(bounds, counter):
+            a, b = bounds[k]
+            parts[k] = check(items[a:b])
+            if readers:
+                receive(block=False)
+        while readers:
+            receive(block=True)
     except BaseException:  # Ctrl-C: stop the workers now rather than after their chunks
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
+        for worker in workers:
+            worker.terminate()
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for reader in readers:
+            reader.close()
+        for worker in workers:
+            worker.join()
     outcomes: list[Job | Problem] = []
     for k, (a, b) in enumerate(bounds):
         outcomes.extend(parts[k] if k in parts else check(items[a:b]))

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import stat
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -241,13 +242,18 @@ def _add_item(ctx: _Context, raw: dict[str, Any], line: int) -> None:
             ctx.problems.append(Problem(where, line, "no notebook given"))
         elif name is None:
             ctx.problems.append(Problem(where, line, "neither notebook nor name given"))
-    elif not is_url(notebook) and not (ctx.operation in ("delete", "invoke") and name):
-        path = Path(_resolve_notebook(notebook, ctx.base_dir))
+    resolved = _resolve_notebook(notebook, ctx.base_dir) if notebook else None
+    if resolved and not is_url(notebook) and not (ctx.operation in ("delete", "invoke") and name):
         if ctx.operation != "download":
-            if not path.exists():
-                ctx.problems.append(Problem(where, line, f"notebook {path} not found"))
-            elif path.is_dir():
-                ctx.problems.append(Problem(where, line, f"notebook {path} is a directory"))
+            try:  # one stat for "exists" and "is a folder": a list of 200 notebooks is read before anything
+                is_dir = stat.S_ISDIR(os.stat(resolved).st_mode)
+            except (FileNotFoundError, NotADirectoryError, ValueError):
+                ctx.problems.append(Problem(where, line, f"notebook {Path(resolved)} not found"))
+            except OSError as exc:
+                ctx.problems.append(Problem(where, line, f"notebook {Path(resolved)}: {exc.strerror}"))
+            else:
+                if is_dir:
+                    ctx.problems.append(Problem(where, line, f"notebook {Path(resolved)} is a directory"))
     if len(ctx.problems) > before:
         return
     env: dict[str, str] = {}
@@ -259,7 +265,7 @@ def _add_item(ctx: _Context, raw: dict[str, Any], line: int) -> None:
         ctx.cli.payload if ctx.cli.has_payload else ctx.file_defaults.payload)
     ctx.items.append(BatchItem(
         index=len(ctx.items), line=line, where=where,
-        notebook=_resolve_notebook(notebook, ctx.base_dir) if notebook else None,
+        notebook=resolved,
         name=name,
         provider=_pick("provider", values, *layers, fallback="kaggle" if ctx.operation == "run" else "local"),
         region=_pick("region", values, *layers),
