@@ -9,7 +9,9 @@
    as before kagg checked in worker processes) and in one process per CPU (what
    ``kagg batch`` does when the CPUs are idle; on a busy machine it checks in
    fewer), alternating, median of 3 each (1 at ``--parallel 1``,
-   which takes 40 s). "ref" is the same sleeps in a bare thread pool of N
+   which takes 40 s). Each run starts once the previous run's idle worker
+   threads have exited (``kagg batch`` leaves them to the process's exit, after
+   the summary is printed). "ref" is the same sleeps in a bare thread pool of N
    threads, measured in the same run: the best Python threads do on this
    machine right now, so "vs ref" (ref / total) says what is kagg's own cost
    even when the machine is shared and slow.
