@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,9 +40,12 @@ def empty_document() -> dict:
     return {"version": FORMAT_VERSION, "endpoints": {}}
 
 
-def _read_only(path: Path) -> bool:
-    """No write bit for anyone: the user made it read-only (root could write; kagg will not)."""
-    return not (path.stat().st_mode & 0o222)
+def _stat(path: Path) -> Optional[os.stat_result]:
+    """``os.stat(path)``, None where there is nothing (or nothing this user may look at)."""
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
 
 
 def make_private_dir(path: Path) -> Path:
@@ -195,14 +199,18 @@ class Registry:
         made by the first write, so this makes nothing."""
         target = self.resolved
         folder = target.parent
-        while not folder.exists() and folder != folder.parent:  # made on the first write
+        while True:  # the nearest folder that exists: missing ones are made on the first write
+            folder_stat = _stat(folder)
+            if folder_stat is not None or folder == folder.parent:
+                break
             folder = folder.parent
-        if not folder.is_dir():
+        if folder_stat is None or not stat.S_ISDIR(folder_stat.st_mode):
             raise RegistryError(f"registry {self.path} cannot be made: {folder} is not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK) or _read_only(folder):
+        if not os.access(folder, os.W_OK | os.X_OK) or not folder_stat.st_mode & 0o222:
             raise RegistryError(f"cannot write in {folder}, the folder of registry {self.path}; "
                                 "pass a --registry in a folder you can write to")
-        if target.exists() and (not os.access(target, os.W_OK) or _read_only(target)):
+        target_stat = _stat(target)  # a read-only file (no write bit for anyone) is the user's choice
+        if target_stat is not None and (not os.access(target, os.W_OK) or not target_stat.st_mode & 0o222):
             raise RegistryError(f"registry {self.path} is read-only; kagg will not replace it "
                                 "(make it writable, or pass another --registry)")
 

@@ -122,8 +122,12 @@ class GroupCommitRegistry(Registry):
 
     # -- cached reads ------------------------------------------------------------------------------
     def _identity(self) -> object:
+        """What tells this file from any other version of it; ``"absent"`` while there is none (a
+        batch's first items are checked before anything is written), None if it cannot be told."""
         try:
             st = os.stat(self.path)
+        except FileNotFoundError:
+            return "absent"
         except OSError:
             return None
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -163,7 +167,7 @@ class GroupCommitRegistry(Registry):
         self._snapshot = None
         write_bytes_atomic(self.resolved, self.encode(doc), durable_rename=True)
         identity = self._identity()
-        if identity is not None:
+        if isinstance(identity, tuple):
             self._snapshot = (identity, doc)
 
     def encode(self, doc: dict) -> bytes:
