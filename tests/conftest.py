@@ -97,6 +97,15 @@ def wait_until(predicate: Callable[[], T], timeout: float = 60, what: str = "the
         time.sleep(0.005)
 
 
+def reap(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Wait for ``proc``, asked to stop already, to exit; kill it if it has not within ``timeout``."""
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from conftest import free_port
+from conftest import free_port, reap
 from notebooks import write
 
 SETUP = "import json, os\nfrom pathlib import Path\nROOT = Path(os.environ.get('KAGG_KAGGLE_ROOT', '/kaggle'))"
@@ -149,11 +149,7 @@ class DriverInstance:
 
     def stop(self) -> None:
         self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        reap(self.proc)
         self._log.close()
 
 
@@ -208,11 +204,7 @@ class HttpInstance:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            reap(self.proc)
 
 
 def wait_done(inst, job_id: str, timeout: float = 180) -> dict:

@@ -32,6 +32,16 @@ def run_json(*args: str, cwd: Path):
         raise AssertionError((res.returncode, res.stdout, res.stderr)) from None
 
 
+def run_in_background(nb: Path, cwd: Path) -> tuple[subprocess.Popen, Path]:
+    """``kagg run NB --kaggle -o o`` started, not waited for; its stderr goes to the file returned."""
+    err = cwd / "stderr.txt"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "kagg", "run", str(nb), "--kaggle", "-o", str(cwd / "o")],
+                                stdout=subprocess.PIPE, stderr=stderr, text=True,
+                                env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=cwd)
+    return proc, err
+
+
 def secrets_absent(standin, *places: Path, texts: tuple[str, ...] = ()) -> None:
     """The key is nowhere kagg wrote: kernels pushed, output folders, the registry's state, output."""
     key = standin.key
@@ -116,11 +126,7 @@ def test_resume_uses_compatible_checkpoints_and_reports_incompatible_ones(kaggle
 
 def test_ctrl_c_while_following_leaves_the_kernel_running(kaggle_standin, tmp_path):
     nb = training_notebook(tmp_path / "nb", GATE)
-    err = tmp_path / "stderr.txt"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    with open(err, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "kagg", "run", str(nb), "--kaggle", "-o", str(tmp_path / "o")],
-                                stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=tmp_path)
+    proc, err = run_in_background(nb, tmp_path)
     try:
         wait_until(lambda: "| waiting at the gate" in err.read_text(), timeout=120, what="the kernel at its gate")
         proc.send_signal(signal.SIGINT)
@@ -165,11 +171,7 @@ def test_gpu_cap_waits_in_kaggs_queue(kaggle_standin, tmp_path):
     assert first.returncode == 0, first.stderr
     busy_job = json.loads(first.stdout)["job"]
     nb = training_notebook(tmp_path / "nb")
-    err = tmp_path / "stderr.txt"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    with open(err, "w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "kagg", "run", str(nb), "--kaggle", "-o", str(tmp_path / "o")],
-                                stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=tmp_path)
+    proc, err = run_in_background(nb, tmp_path)
     try:
         wait_until(lambda: "waiting in kagg's queue" in err.read_text(), timeout=120, what="the queue message")
         (kaggle_standin.kernel(busy_job.split("/")[1]).latest.root / "go").write_text("")

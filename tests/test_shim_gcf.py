@@ -17,7 +17,7 @@ from typing import Optional
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, reap
 from functions import failing_function, handler_function, make_function, script_function, unzip
 from kagg.model import Parameter
 from kagg.packaging.builder import build_artifact
@@ -51,11 +51,7 @@ class Server:
 
     def stop(self) -> None:
         self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        reap(self.proc)
         self._log_file.close()
 
 

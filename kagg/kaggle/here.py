@@ -13,7 +13,7 @@ from typing import Optional
 from kagg.errors import BadInput
 from kagg.kaggle.jobs import fresh_slug, slugify
 from kagg.kaggle.outputs import Fetched
-from kagg.kaggle.run import RunEvents, RunRequest, RunSummary, judge, kernel_request
+from kagg.kaggle.run import RunEvents, RunRequest, RunSummary, judge, kernel_request, write_kernel
 
 
 def run_here(req: RunRequest, events: Optional[RunEvents] = None) -> RunSummary:
@@ -38,11 +38,7 @@ def run_here(req: RunRequest, events: Optional[RunEvents] = None) -> RunSummary:
         resume = f"local/{source}"
     bundle = build_kernel(req.notebook, kernel_request(replace(req, resume_from=resume), "local", slug))
     ev.step("check", f"{req.notebook}: notebook, secrets, parameters")
-    for note in bundle.notes:
-        ev.note(note)
-    out_dir = Path(req.out_dir) if req.out_dir else Path("kagg-runs") / slug
-    ev.step("build", f"{slug} ({len(bundle.text()) // 1024} KiB)")
-    bundle.write(out_dir / "kernel")
+    out_dir = write_kernel(bundle, req, slug, slug, ev)
     root = Path(tempfile.mkdtemp(prefix="kagg-kernel-"))
     try:
         ev.step("run", f"locally under {root}")

@@ -119,6 +119,17 @@ def kernel_request(req: RunRequest, owner: str, slug: str):
                          allow_secrets=req.allow_secrets)
 
 
+def write_kernel(bundle, req: RunRequest, slug: str, shown: str, ev: RunEvents) -> Path:
+    """Report the bundle's notes and write it to ``OUT/kernel`` (OUT: ``-o``, else
+    ``kagg-runs/SLUG``), as ``kagg run`` does on Kaggle and here alike; returns OUT."""
+    for note in bundle.notes:
+        ev.note(note)
+    out_dir = Path(req.out_dir) if req.out_dir else Path("kagg-runs") / slug
+    ev.step("build", f"{shown} ({len(bundle.text()) // 1024} KiB)")
+    bundle.write(out_dir / "kernel")
+    return out_dir
+
+
 def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSummary:
     """The whole run on Kaggle; raises BadInput before anything is pushed, else returns a summary."""
     from kagg.kaggle.client import Kaggle
@@ -155,11 +166,7 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
                        "run with --device cpu, or wait")
     left_text = f", {left / 3600:.1f} h of GPU quota left" if left is not None else ""
     ev.step("check", f"{req.notebook}: notebook, secrets, credentials ({creds.username}){left_text}")
-    for note in bundle.notes:
-        ev.note(note)
-    out_dir = Path(req.out_dir) if req.out_dir else Path("kagg-runs") / slug
-    ev.step("build", f"{bundle.metadata['id']} ({len(bundle.text()) // 1024} KiB)")
-    bundle.write(out_dir / "kernel")
+    out_dir = write_kernel(bundle, req, slug, bundle.metadata["id"], ev)
 
     kernel = bundle.metadata["id"]
     ev.step("push", kernel)
@@ -170,8 +177,8 @@ def run_on_kaggle(req: RunRequest, events: Optional[RunEvents] = None) -> RunSum
                                    most_wait_s=req.most_gpu_wait_s, first_s=poll.first, most_s=poll.most)
     except QueueWaitInterrupted:
         journal.record(req.state_dir, kernel, "refused", reason="interrupted while waiting for a GPU session")
-        raise FollowInterrupted(f"interrupted while waiting in kagg's queue for a GPU session: nothing was "
-                                f"pushed, no GPU time was spent; run the same command again", None) from None
+        raise FollowInterrupted("interrupted while waiting in kagg's queue for a GPU session: nothing was "
+                                "pushed, no GPU time was spent; run the same command again", None) from None
     except KeyboardInterrupt:
         raise FollowInterrupted(f"interrupted while pushing {kernel}; it may have started: check with "
                                 f"`kagg kaggle status {kernel}`, stop it with `kagg kaggle stop {kernel}`",

@@ -273,12 +273,16 @@ class Jobs:
                 jobs.append({"id": job_id, "status_url": f"/jobs/{job_id}", "last_run": last_run})
         return {"jobs": jobs[:int(raw)]}
 
-    def status(self, job: tuple[str, str, int]) -> dict:
-        owner, slug, version = job
+    def _state(self, job: tuple[str, str, int]) -> tuple:
+        """The client, the request's deadline, the job's status in the contract's words, Kaggle's failure."""
         kaggle = self.kaggle()
         deadline = kaggle.deadline()
-        state, failure = kaggle.status(owner, slug, version, deadline)
-        status = _STATUS.get(state, "running")
+        state, failure = kaggle.status(*job, deadline)
+        return kaggle, deadline, _STATUS.get(state, "running"), failure
+
+    def status(self, job: tuple[str, str, int]) -> dict:
+        owner, slug, version = job
+        kaggle, deadline, status, failure = self._state(job)
         out = {"id": encode_id(owner, slug, version), "status": status, "failure": failure or None,
                "started_at": None, "finished_at": None, "outputs": [], "result": None}
         if status not in ("complete", "error"):
@@ -301,10 +305,7 @@ class Jobs:
 
     def logs(self, job: tuple[str, str, int]) -> dict:
         owner, slug, version = job
-        kaggle = self.kaggle()
-        deadline = kaggle.deadline()
-        state, _failure = kaggle.status(owner, slug, version, deadline)
-        status = _STATUS.get(state, "running")
+        kaggle, deadline, status, _failure = self._state(job)
         if status in ("queued", "running"):  # Kaggle lists a session's log once it is over: read the stream
             text = kaggle.live_log(owner, slug, version, float(self.env.get(LOG_WAIT_VAR) or 2.0))
         else:
