@@ -8,7 +8,8 @@ Tests and impatient users shrink a provider's waits, one deploy at a time throug
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping, Optional, TypeVar
 
 from kagg.errors import BadInput
 
@@ -38,3 +39,25 @@ def _parse(text: str, fields: set[str], env_name: str) -> dict[str, str]:
             raise BadInput(f"{env_name}={text!r}: expected FIELD=VALUE items, FIELD one of {', '.join(sorted(fields))}")
         out[field] = value
     return out
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How hard a provider tries: attempts and seconds are both bounded; waits grow as base·2ⁿ,
+    jittered, up to ``cap``. A provider's policy adds its own fields and names its variable."""
+
+    #: the environment variable that shrinks the waits for every command (``KAGG_AWS_RETRY``…)
+    ENV: ClassVar[str] = ""
+    #: field -> its key in ``options.extra`` (None: ``retry_FIELD``)
+    KEYS: ClassVar[Optional[Mapping[str, str]]] = None
+
+    attempts: int = 8
+    max_seconds: float = 120.0
+    base: float = 0.5
+    cap: float = 15.0
+
+    @classmethod
+    def from_extra(cls: type[P], extra: Mapping[str, Any]) -> P:
+        """Tests and impatient users shrink the waits through ``options.extra`` (``retry_attempts``…)
+        or, for every command, the environment variable :attr:`ENV`."""
+        return policy_from(cls, cls.ENV, extra, cls.KEYS)

@@ -31,7 +31,7 @@ from tenacity import (Retrying, retry_if_exception, stop_after_attempt, stop_aft
                       wait_random_exponential)
 
 from kagg.errors import TRANSIENT_CODES, OperationFailed
-from kagg.providers.retry_policy import policy_from
+from kagg.providers.retry_policy import Backoff
 
 log = logging.getLogger("kagg.aws")
 #: ``attempts=3 base=0.1 cap=1 max_seconds=20`` (commas or spaces): the retry policy's defaults here
@@ -60,23 +60,15 @@ _PERMISSION = re.compile(r"not authorized to perform:?\s*([A-Za-z0-9-]+:[A-Za-z0
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try: attempts and seconds are both bounded; waits grow as base·2ⁿ, jittered."""
+class RetryPolicy(Backoff):
+    """How hard to try (see :class:`Backoff`), and how boto3's waiters poll."""
 
-    attempts: int = 8
-    max_seconds: float = 120.0
-    base: float = 0.5
-    cap: float = 15.0
+    ENV = RETRY_ENV
+    KEYS = {"attempts": "retry_attempts", "max_seconds": "retry_max_seconds", "base": "retry_base",
+            "cap": "retry_cap", "waiter_delay": "waiter_delay", "waiter_attempts": "waiter_attempts"}
+
     waiter_delay: int = 2
     waiter_attempts: int = 150
-
-    @classmethod
-    def from_extra(cls, extra: dict) -> "RetryPolicy":
-        """Tests and impatient users shrink the waits through ``options.extra`` (``retry_attempts``…)
-        or, for every command, the environment variable :data:`RETRY_ENV`."""
-        return policy_from(cls, RETRY_ENV, extra, keys={
-            "attempts": "retry_attempts", "max_seconds": "retry_max_seconds", "base": "retry_base",
-            "cap": "retry_cap", "waiter_delay": "waiter_delay", "waiter_attempts": "waiter_attempts"})
 
 
 class AWSCallFailed(OperationFailed):

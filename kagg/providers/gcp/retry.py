@@ -18,7 +18,7 @@ from typing import Any, Callable
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
 
 from kagg.errors import OperationFailed
-from kagg.providers.retry_policy import policy_from
+from kagg.providers.retry_policy import Backoff
 
 log = logging.getLogger("kagg.gcp")
 #: ``attempts=3 base=0.1 cap=1 max_seconds=20 poll=0.05`` (commas or spaces): the policy's values here
@@ -30,22 +30,14 @@ TRANSIENT_NAMES = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE", "ABORTED", "IN
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(Backoff):
     """How hard to try; ``poll`` is the wait between polls of a long-running operation."""
 
-    attempts: int = 8
-    max_seconds: float = 120.0
-    base: float = 0.5
-    cap: float = 15.0
+    ENV = RETRY_ENV
+
     call_timeout: float = 60.0
     poll: float = 2.0
     operation_seconds: float = 1800.0  # a build of big requirements takes minutes
-
-    @classmethod
-    def from_extra(cls, extra: dict) -> "RetryPolicy":
-        """Tests and impatient users shrink the waits through ``options.extra`` (``retry_attempts``…)
-        or, for every command, the environment variable :data:`RETRY_ENV`."""
-        return policy_from(cls, RETRY_ENV, extra)
 
 
 class GCPCallFailed(OperationFailed):
