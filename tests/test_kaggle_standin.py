@@ -52,6 +52,7 @@ def status_request(owner: str, slug: str, label=None):
 def open_gate(standin: KaggleStandIn, slug: str, version: int | None = None) -> None:
     kernel = standin.kernel(slug)
     v = kernel.latest if version is None else kernel.versions[version - 1]
+    v.root.mkdir(parents=True, exist_ok=True)  # a version just pushed may not have started yet
     (v.root / "go").write_text("")
 
 
