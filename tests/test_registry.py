@@ -179,3 +179,27 @@ def test_registry_cli_refuses_corrupt_file(tmp_path, kagg):
     assert res.stderr.startswith("Error: registry") and str(path) in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert path.read_text() == "{oops"
+
+
+def test_an_entry_is_a_deep_copy_in_field_order_as_asdict_makes_it():
+    """Endpoint.to_dict (a batch makes two per item) gives what dataclasses.asdict gives."""
+    import dataclasses
+
+    class Odd:  # not JSON: copied with copy.deepcopy, as asdict copies it
+        def __init__(self):
+            self.seen = [1]
+
+    endpoint = _endpoint("a")
+    endpoint.provider_data = {"nested": {"list": [1, 2.5, None, True, {"x": "é"}]}, "tuple": (1, 2), "odd": Odd()}
+    mine, theirs = endpoint.to_dict(), dataclasses.asdict(endpoint)
+    assert list(mine) == list(theirs) == [f.name for f in dataclasses.fields(Endpoint)]
+    assert {k: v for k, v in mine.items() if k != "provider_data"} == \
+        {k: v for k, v in theirs.items() if k != "provider_data"}
+    assert mine["provider_data"]["nested"] == theirs["provider_data"]["nested"]
+    assert mine["provider_data"]["tuple"] == theirs["provider_data"]["tuple"] == (1, 2)
+    mine["provider_data"]["nested"]["list"][4]["x"] = "changed"
+    mine["source"]["path"] = "changed"
+    assert endpoint.provider_data["nested"]["list"][4] == {"x": "é"} and endpoint.source["path"] == "nb.ipynb"
+    copied = mine["provider_data"]["odd"]
+    assert copied is not endpoint.provider_data["odd"] and copied.seen == [1]
+    assert copied.seen is not endpoint.provider_data["odd"].seen
