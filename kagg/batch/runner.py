@@ -176,9 +176,11 @@ class Runner:
         self._attempts: dict[int, int] = {}
         self._wake = threading.Event()  # a job finished or gave its slot back
         self._released: "queue.SimpleQueue[int]" = queue.SimpleQueue()
+        self._finished: "queue.SimpleQueue[Future]" = queue.SimpleQueue()  # jobs' futures, as they end
         self.slots = Slots(options, self.stopping, on_take=self._wake.set)
         self._stop_lock = threading.Lock()
         self._preparing = threading.Semaphore(MAX_PREPARING_AHEAD)
+        self._providers: set[str] = set()  # the providers of the jobs to run
 
     # -- signals --------------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -340,7 +342,10 @@ class Runner:
         # wait for their registry write
         pool = ThreadPoolExecutor(max_workers=3 * max(1, self.options.parallel), thread_name_prefix=WORKER_PREFIX)
         by_index = {job.item.index: job for job in pending}
-        last_change = 0.0
+        self._providers = {job.item.provider for job in pending}
+        # the state was saved just before: the first change is due one interval in, not while the
+        # first N jobs start
+        last_change = time.monotonic()
         try:
             _start_threads(pool, min(len(pending), self.options.parallel))
             self._submit(pool, pending, running, active, per_provider)
@@ -350,7 +355,8 @@ class Runner:
                 while not self._released.empty():
                     free(by_index[self._released.get_nowait()])
                 finished_now = []
-                for future in [f for f in running if f.done()]:
+                while not self._finished.empty():  # not a look at every running future: fifty, each wake
+                    future = self._finished.get_nowait()
                     job = running.pop(future)
                     free(job)
                     result = future.result()
@@ -392,22 +398,37 @@ class Runner:
         to do their local work while the slots' work runs. Jobs started ahead wait for the slots
         to fill, so they do not slow down the jobs that will take the slots first (the GIL)."""
         held, held_by = self.slots.held()
+        parallel = self.options.parallel
         skipped: list[Job] = []
-        while pending and len(active) < 2 * self.options.parallel:
+        blocked: set[str] = set()  # providers none of whose jobs may go now (nor later in this call)
+        while pending and len(active) < 2 * parallel:
+            if len(active) >= parallel and len(active) - held >= parallel:
+                break  # neither a free slot nor a turn ahead, for any provider
+            if blocked and len(blocked) >= len(self._providers):
+                break
             job = pending.popleft()
-            provider, cap = job.item.provider, self.options.cap(provider=job.item.provider)
+            provider = job.item.provider
+            if provider in blocked:
+                skipped.append(job)
+                continue
+            cap = self.options.cap(provider=provider)
             ahead, ahead_p = len(active) - held, per_provider[provider] - held_by[provider]
-            may_take = len(active) < self.options.parallel and per_provider[provider] < cap
-            full = held >= self.options.parallel or held_by[provider] >= cap
-            if not (may_take or (full and ahead < self.options.parallel and ahead_p < cap)):
+            may_take = len(active) < parallel and per_provider[provider] < cap
+            full = held >= parallel or held_by[provider] >= cap
+            if not (may_take or (full and ahead < parallel and ahead_p < cap)):
+                blocked.add(provider)  # what decides stays so: starting others only fills slots
                 skipped.append(job)
                 continue
             per_provider[provider] += 1
             active.add(job.item.index)
             future = pool.submit(self._run_job, job, not may_take)
-            future.add_done_callback(lambda f: self._wake.set())
             running[future] = job
+            future.add_done_callback(self._ended)
         pending.extendleft(reversed(skipped))
+
+    def _ended(self, future: Future) -> None:
+        self._finished.put(future)
+        self._wake.set()
 
     def _drain(self) -> None:
         while not self._notices.empty():

@@ -28,6 +28,7 @@ class Slots:
 
     def __init__(self, options: "RunOptions", stopping: threading.Event,
                  on_take: Callable[[], None] = lambda: None):
+        """``on_take`` is called when a take fills every slot, or its provider's."""
         self.options, self.stopping, self.on_take = options, stopping, on_take
         self._lock = threading.Lock()
         self._holding: dict[int, str] = {}  # job index -> provider
@@ -41,7 +42,11 @@ class Slots:
     def _take(self, index: int, provider: str) -> None:
         self._holding[index] = provider
         self._per_provider[provider] += 1
-        self.on_take()
+        if len(self._holding) >= self.options.parallel or \
+                self._per_provider[provider] >= self.options.cap(provider):
+            # only a take that fills the slots (or a provider's) lets the scheduler start jobs ahead;
+            # waking it for every take had it compete for the GIL with the jobs starting
+            self.on_take()
 
     def held(self) -> tuple[int, Counter[str]]:
         """How many slots are held, in all and by provider (for the scheduler)."""
