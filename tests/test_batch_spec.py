@@ -381,3 +381,37 @@ def test_group_commit_parses_the_file_only_when_another_writer_changed_it(tmp_pa
     assert path.read_text() == json.dumps(doc, indent=2) + "\n"
     assert sorted(doc["endpoints"]) == sorted([f"ep-{i:02d}" for i in range(30)] + ["theirs"])
     assert doc["endpoints"]["ep-05"]["url"] == "http://changed/"
+
+
+def test_a_batch_collects_garbage_less_and_puts_the_collector_back(tmp_path):
+    import gc
+
+    from batch_provider import FlakyProvider
+    from kagg.batch import BatchRequest, run_batch
+    from kagg.batch.report import Display
+    from kagg.batch.session import BATCH_GC_THRESHOLD
+    from kagg.providers import register
+
+    register("flaky", FlakyProvider)
+    write_notebooks(tmp_path, 3)
+    (tmp_path / "list.csv").write_text("notebook,name,provider\n" +
+                                       "".join(f"nb{i:02d}.ipynb,gc-{i},flaky\n" for i in range(3)))
+    gc.unfreeze()  # as in `kagg batch`: nothing frozen before
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    seen = []
+
+    def display(jobs):
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        return Display()
+
+    report = run_batch(BatchRequest(str(tmp_path / "list.csv")), Registry(tmp_path / "endpoints.json"),
+                       display_for=display)
+    assert report.counts["ok"] == 3
+    (threshold, in_batch_frozen), = seen
+    assert threshold[0] == max(before[0], BATCH_GC_THRESHOLD) and threshold[1:] == before[1:]
+    assert in_batch_frozen > frozen  # what existed before the batch is left out of its passes
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)
+    (tmp_path / "bad.csv").write_text("notebook,name,provider\nmissing.ipynb,x,flaky\n")
+    with pytest.raises(BadInput):  # also when the list is refused
+        run_batch(BatchRequest(str(tmp_path / "bad.csv")), Registry(tmp_path / "endpoints.json"))
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)

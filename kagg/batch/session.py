@@ -7,11 +7,13 @@ full ``kagg.deploy.prepare``) are reported together, each with its line.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from kagg.batch.checking import MAX_CHECK_WORKERS, check_all
 from kagg.batch.commit import GroupCommitRegistry
@@ -46,11 +48,11 @@ class BatchRequest:
     check_processes: Optional[int] = None
 
 
-def _record(result: ItemResult) -> dict:
+def _record(result: ItemResult, now: str) -> dict:
     return {"status": result.status, "name": result.name, "provider": result.provider,
             "line": result.line, "notebook": result.notebook, "url": result.url,
             "attempts": result.attempts, "detail": result.detail, "error": result.error,
-            "updated_at": utc_now()}
+            "updated_at": now}
 
 
 def run_batch(request: BatchRequest, registry: Registry,
@@ -61,6 +63,40 @@ def run_batch(request: BatchRequest, registry: Registry,
     Raises :class:`BatchInputError` (exit 2) when the list or an item is invalid;
     then nothing has been changed and no state was written.
     """
+    with collecting_less():
+        return _run_batch(request, registry, display_for, notice)
+
+
+#: the youngest generation's threshold while a batch runs (Python's default is 700 allocations)
+BATCH_GC_THRESHOLD = 100_000
+
+
+@contextmanager
+def collecting_less() -> Iterator[None]:
+    """Fewer garbage collections while a batch runs, as mypy does for its own batch work.
+
+    Checking and deploying hundreds of items allocates millions of objects and frees nearly
+    all of them by reference counting, yet the collector ran every 700 allocations: 10 ms a
+    batch of 200, each pass holding the GIL that fifty deploy threads need, plus, now and
+    then, a full pass over every object of the process (30 ms). Objects that exist when the
+    batch starts (imports, the caller's) are frozen out of the passes, unless the caller froze
+    some itself, and the young generation is collected every ``BATCH_GC_THRESHOLD``
+    allocations; both are put back after."""
+    before = gc.get_threshold()
+    freeze = gc.get_freeze_count() == 0  # a caller's own freeze is theirs to undo
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(max(before[0], BATCH_GC_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        if freeze:
+            gc.unfreeze()
+
+
+def _run_batch(request: BatchRequest, registry: Registry, display_for: Callable[[list[Job]], Display],
+               notice: Callable[[str], None]) -> BatchReport:
     started, clock = utc_now(), time.monotonic()
     registry.check()
     operation = get_operation(request.operation)
@@ -105,8 +141,8 @@ def _execute(request: BatchRequest, source: str, state: BatchState, operation: O
     keep = {r.key: state.previous[r.key] for r in finished.values() if r.key in state.previous}
 
     def records(results: list[ItemResult]) -> dict[str, dict]:
-        out = dict(keep)
-        out.update({r.key: _record(r) for r in results if r.key not in keep})
+        out, now = dict(keep), utc_now()
+        out.update({r.key: _record(r, now) for r in results if r.key not in keep})
         return out
 
     # the previous run's state goes now, so a run killed before its first item ends is not mistaken
