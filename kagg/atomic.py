@@ -36,20 +36,26 @@ def write_bytes_atomic(path: Path, data: bytes, durable_rename: bool = False, mo
     if within is not None:
         inside(within, path)
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
     if mode is None:
         try:
             mode = stat.S_IMODE(os.stat(path).st_mode)
         except OSError:  # no file yet (or one we cannot stat): the umask decides
             mode = None
-    fd, tmp = _create_temp(folder, path.name, 0o666 if mode is None else 0o600)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        fd, tmp = _create_temp(folder, path.name, 0o666 if mode is None else 0o600)
+    except FileNotFoundError:  # the folder is not there yet (only then is it made: one call less a write)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _create_temp(folder, path.name, 0o666 if mode is None else 0o600)
+    try:
+        try:
             if mode is not None:
-                _set_mode(fh.fileno(), tmp, mode)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+                _set_mode(fd, tmp, mode)
+            view = memoryview(data)
+            while view:  # os.write, not a buffered file: no fstat, lseek or ioctl a write
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -343,3 +343,23 @@ def test_named_paths_over_the_corpus():
         assert all(not p.startswith(("/", "..")) for p in paths)
         found[path.name[:2]] = paths
     assert any(found.values())  # some notebook names a relative data path
+
+
+def test_names_with_spaces_and_brackets_are_found_as_plain_names_are(tmp_path):
+    """The quick look for entries the code may name (before its trees are walked) finds a plain
+    name as a whole name, and one with a space or a bracket as written."""
+    from kagg.notebook.datafiles import data_refs
+
+    for name in ("train.csv", "my data.csv", "model (1).pkl", "weights-v2"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "unrelated.txt").write_text("x")
+
+    def refs(code: str) -> list[str]:
+        return data_refs([ast.parse(code)], tmp_path, [code])
+
+    assert refs("import pandas as pd\ndf = pd.read_csv('./train.csv')\n") == ["train.csv"]
+    assert refs("open('my data.csv').read()\n") == ["my data.csv"]
+    assert refs("import pickle\nm = pickle.load(open('model (1).pkl', 'rb'))\n") == ["model (1).pkl"]
+    assert refs("from pathlib import Path\np = Path('weights-v2') / 'x'\n") == ["weights-v2"]
+    assert refs("x = 'mytrain.csv.bak'\nopen(x)\n") == []
+    assert refs("import glob\nfiles = glob.glob('*.csv')\n") == ["*.csv"]

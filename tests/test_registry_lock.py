@@ -115,6 +115,7 @@ def test_batch_registry_made_read_only_meanwhile_is_refused_as_registry_refuses_
         Registry(path).check_writable()
     assert str(mine.value) == str(theirs.value) and "read-only" in str(mine.value)
     assert path.read_bytes() == before
-    path.chmod(0o644)
+    path.chmod(0o640)
     registry.put(Endpoint("b", "local", "http://b/"))
     assert sorted(Registry(path).all()) == ["a", "b"]
+    assert path.stat().st_mode & 0o777 == 0o640  # the file keeps the mode it was given

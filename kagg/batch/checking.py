@@ -205,6 +205,7 @@ def _check_forked(items: list[BatchItem], operation: Operation, ctx: Context, pr
             except Exception:  # noqa: BLE001 - checked again below
                 pass
 
+    done = False
     try:
         for k in _claimed(bounds, counter):
             a, b = bounds[k]
@@ -213,6 +214,7 @@ def _check_forked(items: list[BatchItem], operation: Operation, ctx: Context, pr
                 receive(block=False)
         while readers:
             receive(block=True)
+        done = True
     except BaseException:  # Ctrl-C: stop the workers now rather than after their chunks
         for worker in workers:
             worker.terminate()
@@ -221,7 +223,9 @@ def _check_forked(items: list[BatchItem], operation: Operation, ctx: Context, pr
         for reader in readers:
             reader.close()
         for worker in workers:
-            worker.join()
+            # a worker that closed its pipe has sent everything and is exiting (freeing its memory
+            # takes it 1-2 ms): multiprocessing reaps it at the next start, or at exit
+            worker.join(0 if done else None)
     outcomes: list[Job | Problem] = []
     for k, (a, b) in enumerate(bounds):
         outcomes.extend(parts[k] if k in parts else check(items[a:b]))

@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +114,10 @@ class GroupCommitRegistry(Registry):
         self._snapshot: Optional[tuple[object, dict]] = None  # (file identity, parsed document)
         self.commits = 0  # how many writes the puts took (for tests and the benchmark)
         self._resolved: Optional[Path] = None
+        self._state_dir: Optional[Path] = None
         self._state_ready: Optional[Path] = None
         self._locks_ready: Optional[Path] = None
+        self._mode: Optional[int] = None  # the file's permission bits at the last stat (None: no file)
         self._writable: Optional[tuple] = None  # the file's (mode, owner) when check_writable last passed
         #: name -> (the entry dict last encoded, its compact JSON, its line of the file)
         self._lines: dict[str, tuple[dict, str, str]] = {}
@@ -137,6 +140,14 @@ class GroupCommitRegistry(Registry):
 
             self._file_lock = held_file_lock(str(self.resolved) + ".lock")
         return self._file_lock
+
+    @property
+    def state_dir(self) -> Path:
+        """Made once from the resolved path (which does not move): every item's check and deploy
+        asks for it, three path joins each time."""
+        if self._state_dir is None:
+            self._state_dir = Registry.state_dir.fget(self)
+        return self._state_dir
 
     def ensure_state_dir(self) -> Path:
         """Made (0700) and checked once per batch, not for each item's name lock."""
@@ -176,9 +187,12 @@ class GroupCommitRegistry(Registry):
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
+            self._mode = None
             return "absent"
         except OSError:
+            self._mode = None
             return None
+        self._mode = stat.S_IMODE(st.st_mode)
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def _parsed(self) -> dict:
@@ -215,7 +229,8 @@ class GroupCommitRegistry(Registry):
         as the last parse: the caller holds the registry's lock, so the file is ours until then."""
         # the last parse stays right for the file it was made from (its identity) until the new
         # file is in place: a find meanwhile (the fsyncs take a while) need not parse the old one
-        write_bytes_atomic(self.resolved, self.encode(doc), durable_rename=True)
+        # the mode the file has (as write_bytes_atomic keeps it), from the stat made under the lock
+        write_bytes_atomic(self.resolved, self.encode(doc), durable_rename=True, mode=self._mode)
         identity = self._identity()
         if isinstance(identity, tuple):
             self._snapshot = (identity, doc)
