@@ -47,6 +47,7 @@ import json
 import os
 import stat
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -117,6 +118,7 @@ class GroupCommitRegistry(Registry):
         self._state_dir: Optional[Path] = None
         self._state_ready: Optional[Path] = None
         self._locks_ready: Optional[Path] = None
+        self._folder: Optional[int] = None  # the registry's folder, held open (see _folder_fd)
         self._mode: Optional[int] = None  # the file's permission bits at the last stat (None: no file)
         self._writable: Optional[tuple] = None  # the file's (mode, owner) when check_writable last passed
         #: name -> (the entry dict last encoded, its compact JSON, its line of the file)
@@ -155,6 +157,19 @@ class GroupCommitRegistry(Registry):
         if ready is None or not os.path.isdir(ready):
             ready = self._state_ready = super().ensure_state_dir()
         return ready
+
+    def _folder_fd(self) -> Optional[int]:
+        """The registry's folder, opened once for the batch's writes (None where ``dir_fd`` calls
+        do not exist, or while the folder is not there yet: the first write makes it)."""
+        if self._folder is None and os.open in os.supports_dir_fd and os.replace in os.supports_dir_fd \
+                and hasattr(os, "O_DIRECTORY"):
+            try:
+                fd = os.open(self.resolved.parent, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None
+            self._folder = fd
+            weakref.finalize(self, os.close, fd)
+        return self._folder
 
     def check_writable(self) -> None:
         """The folders are checked once per batch, the file again only when its mode or owner
@@ -230,7 +245,8 @@ class GroupCommitRegistry(Registry):
         # the last parse stays right for the file it was made from (its identity) until the new
         # file is in place: a find meanwhile (the fsyncs take a while) need not parse the old one
         # the mode the file has (as write_bytes_atomic keeps it), from the stat made under the lock
-        write_bytes_atomic(self.resolved, self.encode(doc), durable_rename=True, mode=self._mode)
+        write_bytes_atomic(self.resolved, self.encode(doc), durable_rename=True, mode=self._mode,
+                           folder_fd=self._folder_fd())
         identity = self._identity()
         if isinstance(identity, tuple):
             self._snapshot = (identity, doc)

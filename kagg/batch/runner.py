@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from kagg.batch.operations import Context, Job, Operation
+from kagg.batch.operations import Context, Job, Operation, Outcome
 from kagg.batch.slots import Slots, Stopped
 from kagg.errors import TRANSIENT_CODES, BadInput, KaggError
 
@@ -262,12 +262,27 @@ class Runner:
             self.events.put(Event("retry", job.item.index, state.attempt_number,
                                   f"{one_line(error)}; retrying in {state.next_action.sleep:.1f} s"))
 
-        retrying = Retrying(
-            stop=stop_after_attempt(self.options.retries + 1),
-            wait=wait_exponential_jitter(initial=self.options.backoff, max=self.options.max_backoff,
-                                         jitter=self.options.backoff),
-            retry=retry_if_exception(should_retry), sleep=self._sleep,
-            before_sleep=before_sleep, reraise=True)
+        def attempt_once(number: int) -> Outcome:
+            result.attempts = number
+            self.events.put(Event("start", job.item.index, number))
+            return self.operation.run(job, self.ctx, number, step)
+
+        def run_with_retries(first_error: BaseException) -> Outcome:
+            """Attempts 2 and on, with tenacity's waits and stop; the first (failed) attempt is
+            replayed into it, so it counts and waits exactly as if tenacity had made it."""
+            retrying = Retrying(
+                stop=stop_after_attempt(self.options.retries + 1),
+                wait=wait_exponential_jitter(initial=self.options.backoff, max=self.options.max_backoff,
+                                             jitter=self.options.backoff),
+                retry=retry_if_exception(should_retry), sleep=self._sleep,
+                before_sleep=before_sleep, reraise=True)
+            replay = [first_error]
+            for attempt in retrying:
+                with attempt:
+                    if replay:
+                        raise replay.pop()
+                    outcome = attempt_once(attempt.retry_state.attempt_number)
+            return outcome
         if hasattr(registry, "on_put") and not self.options.fail_fast:
             # with --fail-fast the slot waits for the outcome: a failure must stop the batch
             # before a job waiting for that slot can start
@@ -280,11 +295,12 @@ class Runner:
             elif ahead:
                 self._wait_to_prepare()
                 preparing.append(True)
-            for attempt in retrying:
-                with attempt:
-                    result.attempts = attempt.retry_state.attempt_number
-                    self.events.put(Event("start", job.item.index, result.attempts))
-                    outcome = self.operation.run(job, self.ctx, result.attempts, step)
+            try:  # most jobs succeed at once: tenacity is only set up for one that failed
+                outcome = attempt_once(1)
+            except Exception as exc:  # noqa: BLE001 - tenacity decides (and re-raises) from here
+                if self.options.retries < 1 or not should_retry(exc):
+                    raise
+                outcome = run_with_retries(exc)
             result.status, result.detail, result.url = outcome.status, outcome.detail, outcome.url
             result.output, result.notes = outcome.output, outcome.notes
         except Stopped:
