@@ -10,6 +10,7 @@ Nothing in the notebook is executed.
 from __future__ import annotations
 
 import ast
+import os
 import re
 import unicodedata
 import warnings
@@ -402,7 +403,7 @@ def _without_futures(cell: _Cell) -> str:
 def _requirements(loaded: LoadedNotebook, cells: list[_Cell], notes: list[Note]) -> tuple[list[str], str]:
     pip_lines = [spec for c in cells for spec in c.code.requirements]
     req_file = loaded.folder / "requirements.txt" if loaded.folder else None
-    if req_file and req_file.is_file():
+    if req_file and os.path.isfile(req_file):
         if pip_lines:
             notes.append(Note("requirements.txt beside the notebook is used; the notebook's "
                               f"pip install lines ({', '.join(dict.fromkeys(pip_lines))}) are not"))
