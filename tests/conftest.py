@@ -97,6 +97,14 @@ def wait_until(predicate: Callable[[], T], timeout: float = 60, what: str = "the
         time.sleep(0.005)
 
 
+def holding(script: str) -> subprocess.Popen:
+    """Another process running ``script``, which takes a lock, prints ``held`` and keeps it until
+    its stdin is closed (then :func:`reap` it): returned once the lock is held."""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
 def reap(proc: subprocess.Popen, timeout: float = 10) -> None:
     """Wait for ``proc``, asked to stop already, to exit; kill it if it has not within ``timeout``."""
     try:

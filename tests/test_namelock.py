@@ -11,7 +11,7 @@ import time
 import pytest
 
 import kagg.namelock as namelock
-from conftest import ROOT
+from conftest import ROOT, holding
 from kagg.namelock import NameLock
 from kagg.registry import Registry
 
@@ -27,10 +27,7 @@ with Registry({registry!r}).name_lock({name!r}):
 
 def holder(registry, name: str) -> subprocess.Popen:
     """Another process holding ``name``'s lock until its stdin is closed."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD.format(root=str(ROOT), registry=str(registry), name=name)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
+    return holding(HOLD.format(root=str(ROOT), registry=str(registry), name=name))
 
 
 def try_lock(lock: NameLock, seconds: float) -> bool:

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from conftest import ROOT, reap
+from conftest import ROOT, holding, reap
 from kagg.batch.commit import GroupCommitRegistry
 from kagg.errors import RegistryError
 from kagg.model import Endpoint
@@ -30,10 +30,7 @@ with FileLock({path!r}, thread_local=False):
 
 def holder(path: str) -> subprocess.Popen:
     """Another process holding ``path`` with filelock, as another kagg writing the registry does."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD.format(root=str(ROOT), path=path)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
+    return holding(HOLD.format(root=str(ROOT), path=path))
 
 
 def taken_within(lock: HeldFileLock, seconds: float) -> bool:
