@@ -77,14 +77,16 @@ def collecting_less() -> Iterator[None]:
 
     Checking and deploying hundreds of items allocates millions of objects and frees nearly
     all of them by reference counting, yet the collector ran every 700 allocations: 10 ms a
-    batch of 200, each pass holding the GIL that fifty deploy threads need, plus, now and
-    then, a full pass over every object of the process (30 ms). Objects that exist when the
-    batch starts (imports, the caller's) are frozen out of the passes, unless the caller froze
-    some itself, and the young generation is collected every ``BATCH_GC_THRESHOLD``
-    allocations; both are put back after. What the batch left is then handed to the oldest
-    generation unexamined (freeze, unfreeze), to be looked at by the next full pass: with the
-    threshold back at 700, the next allocation would otherwise examine every young object the
-    batch left, 5 ms before ``run_batch`` could return."""
+    batch of 200, each pass holding the GIL that fifty deploy threads need, plus, now and then,
+    a pass over every object of the process (30 ms). While a batch runs the young generation is
+    collected every ``BATCH_GC_THRESHOLD`` allocations instead. Afterwards the threshold is put
+    back, and what the batch left (its results, and the cycles a batch of 200 leaves, about
+    6,000 objects) goes to the oldest generation unexamined: its next full pass frees the
+    cycles, while with the threshold back at 700 the next allocation would otherwise examine all
+    of it, 5 ms before ``run_batch`` could return. What existed before the batch is frozen out of
+    the passes while it runs (``freeze``; ``unfreeze`` at the end puts everything in the oldest
+    generation), unless the caller froze objects of its own. Nothing stays frozen, so repeated
+    batches leak nothing."""
     before = gc.get_threshold()
     freeze = gc.get_freeze_count() == 0  # a caller's own freeze is theirs to undo
     if freeze:
@@ -94,8 +96,8 @@ def collecting_less() -> Iterator[None]:
         yield
     finally:
         if freeze:
-            gc.freeze()  # everything, the batch's young objects too, and the young count is 0
-            gc.unfreeze()  # into the oldest generation
+            gc.freeze()  # the batch's young objects too (and the young count is 0 again)
+            gc.unfreeze()  # all of it into the oldest generation
         gc.set_threshold(*before)
 
 
