@@ -270,6 +270,12 @@ def test_checking_in_processes_gives_what_checking_here_gives(tmp_path):
     assert processes_for(30, 8, 0.0) == 2 and processes_for(23, 8, 0.0) == 1  # a fork pays for 12 items
     assert check_processes(spec.items[:10], deploy, load=0.0) == 1  # too short to pay for a fork
     assert check_processes(spec.items, get_operation("invoke"), load=0.0) == 1  # not CPU work
+    from kagg.batch.checking import load_from
+    # a busy minute behind, nothing else running now (this process is the one running task)
+    assert load_from("2.20 1.67 1.41 1/80 12125", 2.2) == 0.0
+    assert load_from("1.50 1.00 0.80 3/80 12125", 1.5) == 1.5  # two others running: the average stands
+    assert load_from("0.10 0.20 0.30 4/80 1", 0.1) == 0.1  # a moment's peak does not outweigh the average
+    assert load_from("garbled", 0.7) == 0.7
     outcomes = []
     for processes in (1, 2):
         ctx = Context(GroupCommitRegistry(tmp_path / "endpoints.json"))

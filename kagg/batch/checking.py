@@ -97,8 +97,8 @@ def _cpus() -> int:
 
 
 def check_processes(items: list[BatchItem], operation: Operation, load: Optional[float] = None) -> int:
-    """How many processes should check ``items``: one per idle CPU (the CPUs less the load
-    average, ``load`` if given) for a long list whose checks are CPU work (deploys), where
+    """How many processes should check ``items``: one per idle CPU (the CPUs less
+    :func:`current_load`, ``load`` if given) for a long list whose checks are CPU work (deploys), where
     ``fork`` exists (it shares this process's imports) and this process runs no other thread
     (a thread's locks would be copied held); else 1. On CPUs other work keeps busy, a second
     checking process only adds its start and the pickling of what it checked."""
@@ -109,12 +109,34 @@ def check_processes(items: list[BatchItem], operation: Operation, load: Optional
     join_finished_workers()
     if threading.active_count() > 1:
         return 1
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            load = 0.0
-    return processes_for(len(items), _cpus(), load)
+    return processes_for(len(items), _cpus(), current_load() if load is None else load)
+
+
+def current_load() -> float:
+    """How many CPUs other work keeps busy: the one-minute load average, or, on Linux, fewer if
+    fewer tasks than that are running right now (``/proc/loadavg``'s running count, this
+    process's own thread left out): the average lags by minutes, and after a busy minute it
+    would have a batch started on an idle machine check in one process."""
+    try:
+        average = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+    try:
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            text = fh.read()
+    except OSError:
+        return average
+    return load_from(text, average)
+
+
+def load_from(proc_loadavg: str, average: float) -> float:
+    """The smaller of ``average`` and the tasks running besides this one, from ``/proc/loadavg``'s
+    text (``"0.52 0.58 0.59 3/467 12345"``: 3 running); ``average`` if the text says nothing."""
+    try:
+        running = int(proc_loadavg.split()[3].split("/")[0])
+    except (IndexError, ValueError):
+        return average
+    return min(average, float(max(0, running - 1)))
 
 
 def processes_for(items: int, cpus: int, load: float) -> int:
