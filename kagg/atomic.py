@@ -38,11 +38,10 @@ def write_bytes_atomic(path: Path, data: bytes, durable_rename: bool = False, mo
     if within is not None:
         inside(within, path)
     folder = path.parent
-    at = {} if folder_fd is None else {"dir_fd": folder_fd}
-    target = str(path) if folder_fd is None else path.name
+    target = str(path) if folder_fd is None else path.name  # names are relative to folder_fd if given
     if mode is None:
         try:
-            mode = stat.S_IMODE(os.stat(target, **at).st_mode)
+            mode = stat.S_IMODE(os.stat(target, dir_fd=folder_fd).st_mode)
         except OSError:  # no file yet (or one we cannot stat): the umask decides
             mode = None
     try:
@@ -60,26 +59,21 @@ def write_bytes_atomic(path: Path, data: bytes, durable_rename: bool = False, mo
             os.fsync(fd)
         finally:
             os.close(fd)
-        if folder_fd is None:
-            os.replace(tmp, path)
-        else:
-            os.replace(tmp, target, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+        os.replace(tmp, target, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
     except BaseException:
         try:
-            os.unlink(tmp, **at)
+            os.unlink(tmp, dir_fd=folder_fd)
         except FileNotFoundError:
             pass
         raise
     if durable_rename:
         try:
-            if folder_fd is not None:
-                os.fsync(folder_fd)
-                return
-            dfd = os.open(folder, os.O_RDONLY)
+            dfd = os.open(folder, os.O_RDONLY) if folder_fd is None else folder_fd
             try:
                 os.fsync(dfd)
             finally:
-                os.close(dfd)
+                if dfd != folder_fd:
+                    os.close(dfd)
         except OSError:
             pass
 
@@ -95,8 +89,6 @@ def _create_temp(folder: Path, name: str, permissions: int, folder_fd: Optional[
         temp = f".{name}.{os.urandom(6).hex()}.tmp"
         tmp = str(folder / temp) if folder_fd is None else temp
         try:
-            if folder_fd is None:
-                return os.open(tmp, flags, permissions), tmp
             return os.open(tmp, flags, permissions, dir_fd=folder_fd), tmp
         except FileExistsError:
             continue

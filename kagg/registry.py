@@ -80,10 +80,14 @@ class Registry:
     @property
     def _lock(self):
         if self._file_lock is None:
-            from filelock import FileLock
-
-            self._file_lock = FileLock(str(self.resolved) + ".lock", thread_local=False)
+            self._file_lock = self._new_file_lock(str(self.resolved) + ".lock")
         return self._file_lock
+
+    def _new_file_lock(self, path: str):
+        """The lock of the registry's ``.lock`` file across processes (threads: ``_thread_lock``)."""
+        from filelock import FileLock
+
+        return FileLock(path, thread_local=False)
 
     @property
     def state_dir(self) -> Path:

@@ -43,6 +43,7 @@ mutating calls does not count: that ``put`` starts the provider's work.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import stat
@@ -93,10 +94,7 @@ class GroupCommitRegistry(Registry):
         self._hooks = threading.local()
         self._snapshot: Optional[tuple[object, dict]] = None  # (file identity, parsed document)
         self.commits = 0  # how many writes the puts took (for tests and the benchmark)
-        self._resolved: Optional[Path] = None
-        self._state_dir: Optional[Path] = None
-        self._state_ready: Optional[Path] = None
-        self._locks_ready: Optional[Path] = None
+        self._folders: dict[str, Path] = {}  # the state and lock folders, made (see _made_once)
         self._folder: Optional[int] = None  # the registry's folder, held open (see _folder_fd)
         self._mode: Optional[int] = None  # the file's permission bits at the last stat (None: no file)
         self._writable: Optional[tuple] = None  # the file's (mode, owner) when check_writable last passed
@@ -104,38 +102,32 @@ class GroupCommitRegistry(Registry):
         self._lines: dict[str, tuple[dict, str, str]] = {}
 
     # -- one batch's registry file does not move -------------------------------------------------
-    @property
-    def resolved(self) -> Path:
-        """Resolved once: every lock, read and write of an item resolves the path again, several
-        system calls each time, and a batch does not follow a registry moved while it runs."""
-        if self._resolved is None:
-            self._resolved = Registry.resolved.fget(self)
-        return self._resolved
+    #: resolved once: every lock, read and write of an item resolves the path again, several
+    #: system calls each time, and a batch does not follow a registry moved while it runs
+    resolved = functools.cached_property(Registry.resolved.fget)
+    #: made once from the resolved path: every item's check and deploy asks for it
+    state_dir = functools.cached_property(Registry.state_dir.fget)
 
-    @property
-    def _lock(self):
+    def _new_file_lock(self, path: str):
         """The registry's file lock, its file kept open for the batch (kagg.registry_lock): the
         same lock other kagg processes take, in four system calls a write instead of about 140."""
-        if self._file_lock is None:
-            from kagg.registry_lock import held_file_lock
+        from kagg.registry_lock import held_file_lock
 
-            self._file_lock = held_file_lock(str(self.resolved) + ".lock")
-        return self._file_lock
+        return held_file_lock(path)
 
-    @property
-    def state_dir(self) -> Path:
-        """Made once from the resolved path (which does not move): every item's check and deploy
-        asks for it, three path joins each time."""
-        if self._state_dir is None:
-            self._state_dir = Registry.state_dir.fget(self)
-        return self._state_dir
+    def _made_once(self, key: str, make: Callable[[], Path]) -> Path:
+        """The folder ``make`` makes (and checks), made again only if it has gone: a batch asks
+        for the state and lock folders for each item's name lock."""
+        ready = self._folders.get(key)
+        if ready is None or not os.path.isdir(ready):
+            ready = self._folders[key] = make()
+        return ready
 
     def ensure_state_dir(self) -> Path:
-        """Made (0700) and checked once per batch, not for each item's name lock."""
-        ready = self._state_ready
-        if ready is None or not os.path.isdir(ready):
-            ready = self._state_ready = super().ensure_state_dir()
-        return ready
+        return self._made_once("state", super().ensure_state_dir)
+
+    def locks_dir(self) -> Path:
+        return self._made_once("locks", super().locks_dir)
 
     def _folder_fd(self) -> Optional[int]:
         """The registry's folder, opened once for the batch's writes (None where ``dir_fd`` calls
@@ -167,13 +159,6 @@ class GroupCommitRegistry(Registry):
             return ("absent",)
         return (st.st_mode, st.st_uid)
 
-    def locks_dir(self) -> Path:
-        """Made once per batch, as the state folder, not for each item's name lock."""
-        ready = self._locks_ready
-        if ready is None or not os.path.isdir(ready):
-            ready = self._locks_ready = super().locks_dir()
-        return ready
-
     # -- cached reads ------------------------------------------------------------------------------
     def _identity(self) -> object:
         """What tells this file from any other version of it; ``"absent"`` while there is none (a
@@ -189,25 +174,30 @@ class GroupCommitRegistry(Registry):
         self._mode = stat.S_IMODE(st.st_mode)
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def _parsed(self) -> dict:
+    def _still_parsed(self) -> tuple[object, Optional[dict]]:
+        """The file's identity now, and the last parse if it was made from that very file."""
         identity = self._identity()
         snapshot = self._snapshot
         if snapshot is not None and identity is not None and snapshot[0] == identity:
-            return snapshot[1]
-        doc = super()._read()
-        self._snapshot = (identity, doc)
+            return identity, snapshot[1]
+        return identity, None
+
+    def _parsed(self) -> dict:
+        identity, doc = self._still_parsed()
+        if doc is None:
+            doc = super()._read()
+            self._snapshot = (identity, doc)
         return doc
 
     def _read_for_update(self) -> dict:
         """The last parse if the file is still the one it was made from (the lock is held now), else
         the file: the caller replaces or removes entries, so their dicts can be shared."""
-        identity = self._identity()
-        snapshot = self._snapshot
-        if snapshot is not None and identity is not None and snapshot[0] == identity:
-            doc = dict(snapshot[1])
-            doc["endpoints"] = dict(doc["endpoints"])
-            return doc
-        return super()._read()
+        doc = self._still_parsed()[1]
+        if doc is None:
+            return super()._read()
+        doc = dict(doc)
+        doc["endpoints"] = dict(doc["endpoints"])
+        return doc
 
     def check(self) -> None:
         self._parsed()
