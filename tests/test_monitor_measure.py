@@ -25,8 +25,11 @@ def test_fixed_20ms_endpoint_at_200_per_second():
         (r,) = _run([url], rate=200, duration=3)
     assert r["requests"] == 600 and r["errors"]["total"] == 0 and r["availability_pct"] == 100.0
     assert abs(r["achieved_rate"] - 200) <= 0.02 * 200, r["achieved_rate"]
-    assert 18.0 <= r["latency_ms"]["p50"] <= 22.0, r["latency_ms"]
-    assert 18.0 <= r["service_ms"]["p50"] <= 22.0, r["service_ms"]
+    # the 20 ms are the server's; what the loopback and a loaded test machine add on top (2 ms
+    # when quiet, more on a busy CI machine) is not what this test is about: network_ms is checked
+    # exactly below, and a measurement counting the schedule or a request twice is 20 ms off
+    assert 20.0 <= r["latency_ms"]["p50"] <= 25.0, r["latency_ms"]
+    assert 20.0 <= r["service_ms"]["p50"] <= 25.0, r["service_ms"]
     assert r["latency_ms"]["p50"] >= r["service_ms"]["p50"]  # measured from the due time
     assert r["handler_ms"]["p50"] == pytest.approx(20.0, abs=0.1)  # read from Server-Timing
     assert r["network_ms"]["p50"] == pytest.approx(r["service_ms"]["p50"] - 20.0, abs=0.2)
