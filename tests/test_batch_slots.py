@@ -115,3 +115,32 @@ def test_jobs_started_ahead_prepare_a_few_at_a_time(tmp_path):
         gate.set()
         thread.join(60)
     assert [r.status for r in outcome[0].results] == ["ok"] * 30
+
+
+def test_ctrl_c_says_at_once_which_jobs_will_not_run(tmp_path):
+    """The first Ctrl-C ends every job not started (and every job waiting for a slot) "not run"
+    right away, while the jobs in their slots go on: the display and the state say so before the
+    deploys in flight end, whether the jobs ahead had been started yet or not."""
+    from kagg.batch.commit import GroupCommitRegistry
+
+    gate = threading.Event()
+    op = _Preparing(gate)
+    jobs = [Job(BatchItem(index=i, line=i + 2, where=f"list.csv:{i + 2}", notebook=f"nb{i}.ipynb",
+                          name=f"item-{i}", provider="local"), f"item-{i}") for i in range(8)]
+    done: list = []
+    runner = Runner(op, Context(GroupCommitRegistry(tmp_path / "endpoints.json")), RunOptions(parallel=2),
+                    on_event=lambda e: done.append(e.result) if e.kind == "done" else None)
+    outcome: list = []
+    thread = threading.Thread(target=lambda: outcome.append(runner.run(jobs)), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: runner.slots.held()[0] == 2, what="both slots held")
+        runner.interrupt()  # what the SIGINT handler calls
+        wait_until(lambda: len(done) == 6, what="six jobs said not run")
+        assert {(r.status, r.detail) for r in done} == {("not run", "interrupted before it started")}
+        assert {r.index for r in done} == set(range(2, 8)) and not gate.is_set()
+    finally:
+        gate.set()
+        thread.join(60)
+    assert [r.status for r in outcome[0].results] == ["ok"] * 2 + ["not run"] * 6
+    assert outcome[0].interrupted and not outcome[0].aborted

@@ -11,8 +11,8 @@ could use. A job gives its slot back as soon as the provider's work is done
 and only its registry write remains (see kagg.batch.commit). Workers only run
 jobs and put events on a queue; the main thread turns them into progress and
 state, so display and state need no locks. The first SIGINT stops scheduling
-(jobs still waiting for a slot end "not run") and lets in-flight jobs finish;
-the second abandons them.
+(the jobs not started and those still waiting for a slot end "not run" at once)
+and lets in-flight jobs finish; the second abandons them.
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ class Runner:
         self.stopping = threading.Event()  # no new job starts (Ctrl-C, --fail-fast)
         self.aborting = threading.Event()  # stop waiting for the jobs in flight (second Ctrl-C)
         self.interrupted = False
+        self.not_started = "interrupted before it started"  # the detail of a job stopping kept from starting
         self.events: "queue.SimpleQueue[Event]" = queue.SimpleQueue()  # from workers to the main thread
         self._notices: "queue.SimpleQueue[str]" = queue.SimpleQueue()
         self._first_start: dict[int, float] = {}  # index -> when its first attempt began
@@ -200,6 +201,7 @@ class Runner:
         """``--fail-fast``: the first failure stops the batch, before its slot is given back."""
         with self._stop_lock:
             if not self.stopping.is_set():
+                self.not_started = f"not started: {result.name} failed and --fail-fast is set"
                 self.stopping.set()
                 self._notices.put(f"--fail-fast: {result.name} failed; not starting the other items")
                 self._wake.set()
@@ -305,7 +307,7 @@ class Runner:
             result.output, result.notes = outcome.output, outcome.notes
         except Stopped:
             if not took:  # it never had a slot: nothing was changed
-                result.status, result.detail = "not run", "interrupted before it started"
+                result.status, result.detail = "not run", self.not_started
             else:
                 result.status, result.detail = "failed", "interrupted"
                 result.error = (f"interrupted before retrying: {one_line(last_error[0])}" if last_error
@@ -382,6 +384,11 @@ class Runner:
                     self._submit(pool, pending, running, active, per_provider)
                 else:
                     self.slots.wake()  # jobs waiting for a slot end now, "not run"
+                    while pending:  # and so do those never started: said now, not at the end
+                        job = pending.popleft()
+                        result = results[job.item.index] = self._placeholder(job)
+                        result.detail = self.not_started
+                        finished_now.append(result)
                 self._drain()
                 for result in finished_now:
                     self.on_event(Event("done", result.index, result.attempts, result=result))
