@@ -95,6 +95,11 @@ class _Preparing(Operation):
         return Outcome("ok", "deployed")
 
 
+def _jobs(count: int) -> list[Job]:
+    return [Job(BatchItem(index=i, line=i + 2, where=f"list.csv:{i + 2}", notebook=f"nb{i}.ipynb",
+                          name=f"item-{i}", provider="local"), f"item-{i}") for i in range(count)]
+
+
 def test_jobs_started_ahead_prepare_a_few_at_a_time(tmp_path):
     """Jobs started while every slot is held take turns for their local work (MAX_PREPARING_AHEAD at
     once): fifty preparing at once would take the GIL from the threads handing slots on."""
@@ -102,8 +107,7 @@ def test_jobs_started_ahead_prepare_a_few_at_a_time(tmp_path):
 
     gate = threading.Event()
     op = _Preparing(gate)
-    jobs = [Job(BatchItem(index=i, line=i + 2, where=f"list.csv:{i + 2}", notebook=f"nb{i}.ipynb",
-                          name=f"item-{i}", provider="local"), f"item-{i}") for i in range(30)]
+    jobs = _jobs(30)
     runner = Runner(op, Context(GroupCommitRegistry(tmp_path / "endpoints.json")), RunOptions(parallel=6))
     outcome: list = []
     thread = threading.Thread(target=lambda: outcome.append(runner.run(jobs)), daemon=True)
@@ -125,8 +129,7 @@ def test_ctrl_c_says_at_once_which_jobs_will_not_run(tmp_path):
 
     gate = threading.Event()
     op = _Preparing(gate)
-    jobs = [Job(BatchItem(index=i, line=i + 2, where=f"list.csv:{i + 2}", notebook=f"nb{i}.ipynb",
-                          name=f"item-{i}", provider="local"), f"item-{i}") for i in range(8)]
+    jobs = _jobs(8)
     done: list = []
     runner = Runner(op, Context(GroupCommitRegistry(tmp_path / "endpoints.json")), RunOptions(parallel=2),
                     on_event=lambda e: done.append(e.result) if e.kind == "done" else None)
