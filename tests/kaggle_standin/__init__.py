@@ -17,9 +17,10 @@ import shutil
 import tempfile
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional
+
+from loopback import QuietHTTPServer
 
 from .api import Api
 from .model import (CANCEL_ACKNOWLEDGED, COMPLETE, ERROR, QUEUED, RUNNING, Call, Fault, LogEntry, StandInKernel,
@@ -31,9 +32,8 @@ __all__ = ["KaggleStandIn", "StandInKernel", "Version", "Call", "Fault", "LogEnt
            "QUEUED", "RUNNING", "COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"]
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(QuietHTTPServer):
     request_queue_size = 128  # many parallel downloads connect at once (the default backlog is 5)
-    daemon_threads = True
 
 
 class KaggleStandIn:
@@ -78,7 +78,7 @@ class KaggleStandIn:
         self.runs.mkdir(parents=True, exist_ok=True)
         self.blocker_dir = write_blocker(self.folder / "no-kagg")
         self.api = Api(self)
-        self._server: Optional[ThreadingHTTPServer] = None
+        self._server: Optional[_Server] = None
         self.url = ""
 
     # -- lifecycle ---------------------------------------------------------------------------------
