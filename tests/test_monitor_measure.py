@@ -20,16 +20,18 @@ def _run(urls: list[str], **options) -> list[dict]:
 
 
 def test_fixed_20ms_endpoint_at_200_per_second():
-    """p50 within ±2 ms of the server's 20 ms; achieved rate within 2 % of 200/s."""
+    """p50 at least the server's 20 ms and far from what a double count gives; the handler's 20 ms
+    and the network share exact; achieved rate within 2 % of 200/s."""
     with server_process("--delay", "0.020") as url:
         (r,) = _run([url], rate=200, duration=3)
     assert r["requests"] == 600 and r["errors"]["total"] == 0 and r["availability_pct"] == 100.0
     assert abs(r["achieved_rate"] - 200) <= 0.02 * 200, r["achieved_rate"]
     # the 20 ms are the server's; what the loopback and a loaded test machine add on top (2 ms
-    # when quiet, more on a busy CI machine) is not what this test is about: network_ms is checked
-    # exactly below, and a measurement counting the schedule or a request twice is 20 ms off
-    assert 20.0 <= r["latency_ms"]["p50"] <= 25.0, r["latency_ms"]
-    assert 20.0 <= r["service_ms"]["p50"] <= 25.0, r["service_ms"]
+    # when quiet, 5 ms and more on a busy CI machine) is not what this test is about: the handler's
+    # time and the network share are checked exactly below, and a measurement counting the
+    # schedule or a request twice is 20 ms off (40 ms and more)
+    assert 20.0 <= r["latency_ms"]["p50"] < 35.0, r["latency_ms"]
+    assert 20.0 <= r["service_ms"]["p50"] < 35.0, r["service_ms"]
     assert r["latency_ms"]["p50"] >= r["service_ms"]["p50"]  # measured from the due time
     assert r["handler_ms"]["p50"] == pytest.approx(20.0, abs=0.1)  # read from Server-Timing
     assert r["network_ms"]["p50"] == pytest.approx(r["service_ms"]["p50"] - 20.0, abs=0.2)
@@ -46,7 +48,9 @@ def test_error_share_and_side_by_side_endpoints():
     assert r_flaky["errors"] == {"total": 20, "pct": 10.0, "by_kind": {"http_500": 20}}
     assert r_flaky["availability_pct"] == 90.0 and r_flaky["statuses"] == {"200": 180, "500": 20}
     assert r_slow["errors"]["total"] == 0 and r_slow["requests"] == 200
-    assert r_flaky["latency_ms"]["p50"] < 15 < 28 < r_slow["latency_ms"]["p50"] < 36
+    # each measured on its own (5 ms and 30 ms of server time), not one's figures in the other's
+    assert 5 <= r_flaky["latency_ms"]["p50"] < 20, r_flaky["latency_ms"]
+    assert 30 <= r_slow["latency_ms"]["p50"] < 45, r_slow["latency_ms"]
 
 
 def test_stall_shows_as_timeouts_and_in_the_high_percentiles():
