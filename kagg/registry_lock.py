@@ -9,7 +9,7 @@ same file through one descriptor kept open, so it and ``FileLock`` exclude each 
 it checks that the path still names the file it locked (someone may have removed the lock file
 meanwhile), and locks the new one if not.
 
-Only where ``fcntl.flock`` exists; elsewhere :func:`held_file_lock` gives a ``FileLock``.
+Only where ``fcntl.flock`` exists (``AVAILABLE``); elsewhere the registry keeps ``FileLock``.
 """
 
 from __future__ import annotations
@@ -17,24 +17,18 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import Any, Optional
+from typing import Optional
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
+#: whether :class:`HeldFileLock` can be used here
+AVAILABLE = fcntl is not None
+
 #: what FileLock creates a lock file with (before the umask)
 LOCK_FILE_MODE = 0o644
-
-
-def held_file_lock(path: str) -> Any:
-    """A lock of the file ``path`` that excludes :class:`filelock.FileLock` users of the same file."""
-    if fcntl is None:
-        from filelock import FileLock
-
-        return FileLock(path, thread_local=False)
-    return HeldFileLock(path)
 
 
 class HeldFileLock:

@@ -111,9 +111,9 @@ class GroupCommitRegistry(Registry):
     def _new_file_lock(self, path: str):
         """The registry's file lock, its file kept open for the batch (kagg.registry_lock): the
         same lock other kagg processes take, in four system calls a write instead of about 140."""
-        from kagg.registry_lock import held_file_lock
+        from kagg import registry_lock
 
-        return held_file_lock(path)
+        return registry_lock.HeldFileLock(path) if registry_lock.AVAILABLE else super()._new_file_lock(path)
 
     def _made_once(self, key: str, make: Callable[[], Path]) -> Path:
         """The folder ``make`` makes (and checks), made again only if it has gone: a batch asks
@@ -212,8 +212,8 @@ class GroupCommitRegistry(Registry):
         """As :meth:`Registry._write` (the same bytes, atomic and durable), then keep the document
         as the last parse: the caller holds the registry's lock, so the file is ours until then."""
         # the last parse stays right for the file it was made from (its identity) until the new
-        # file is in place: a find meanwhile (the fsyncs take a while) need not parse the old one
-        # the mode the file has (as write_bytes_atomic keeps it), from the stat made under the lock
+        # file is in place: a find meanwhile (the fsyncs take a while) need not parse the old one.
+        # The file keeps its mode (as write_bytes_atomic keeps it), known from the stat made under the lock.
         write_bytes_atomic(self.resolved, self.encode(doc), durable_rename=True, mode=self._mode,
                            folder_fd=self._folder_fd())
         identity = self._identity()

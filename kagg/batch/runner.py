@@ -170,7 +170,7 @@ class Runner:
         self.stopping = threading.Event()  # no new job starts (Ctrl-C, --fail-fast)
         self.aborting = threading.Event()  # stop waiting for the jobs in flight (second Ctrl-C)
         self.interrupted = False
-        self.not_started = "interrupted before it started"  # the detail of a job stopping kept from starting
+        self._not_started = "interrupted before it started"  # the detail of a job the stop kept from starting
         self.events: "queue.SimpleQueue[Event]" = queue.SimpleQueue()  # from workers to the main thread
         self._notices: "queue.SimpleQueue[str]" = queue.SimpleQueue()
         self._first_start: dict[int, float] = {}  # index -> when its first attempt began
@@ -201,7 +201,7 @@ class Runner:
         """``--fail-fast``: the first failure stops the batch, before its slot is given back."""
         with self._stop_lock:
             if not self.stopping.is_set():
-                self.not_started = f"not started: {result.name} failed and --fail-fast is set"
+                self._not_started = f"not started: {result.name} failed and --fail-fast is set"
                 self.stopping.set()
                 self._notices.put(f"--fail-fast: {result.name} failed; not starting the other items")
                 self._wake.set()
@@ -307,7 +307,7 @@ class Runner:
             result.output, result.notes = outcome.output, outcome.notes
         except Stopped:
             if not took:  # it never had a slot: nothing was changed
-                result.status, result.detail = "not run", self.not_started
+                result.status, result.detail = "not run", self._not_started
             else:
                 result.status, result.detail = "failed", "interrupted"
                 result.error = (f"interrupted before retrying: {one_line(last_error[0])}" if last_error
@@ -386,8 +386,7 @@ class Runner:
                     self.slots.wake()  # jobs waiting for a slot end now, "not run"
                     while pending:  # and so do those never started: said now, not at the end
                         job = pending.popleft()
-                        result = results[job.item.index] = self._placeholder(job)
-                        result.detail = self.not_started
+                        result = results[job.item.index] = self._never_started(job)
                         finished_now.append(result)
                 self._drain()
                 for result in finished_now:
@@ -410,8 +409,8 @@ class Runner:
             result.attempts = self._attempts.get(job.item.index, 0)
             result.seconds = round(now - self._first_start.get(job.item.index, now), 3)
             results[job.item.index] = result
-        for job in pending:
-            results[job.item.index] = self._placeholder(job)
+        for job in pending:  # a second Ctrl-C came before the loop saw the first
+            results[job.item.index] = self._never_started(job)
         return RunOutcome(ordered(), interrupted=self.interrupted, aborted=self.aborting.is_set())
 
     def _submit(self, pool: ThreadPoolExecutor, pending: deque, running: dict, active: set,
@@ -465,6 +464,12 @@ class Runner:
                 self._first_start.setdefault(event.index, event.at)
                 self._attempts[event.index] = event.attempt
             self.on_event(event)
+
+    def _never_started(self, job: Job) -> ItemResult:
+        """How a job the batch stopped before it started ends: "not run", and why."""
+        result = self._placeholder(job)
+        result.detail = self._not_started
+        return result
 
     @staticmethod
     def _placeholder(job: Job, status: str = "not run") -> ItemResult:

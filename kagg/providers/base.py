@@ -37,7 +37,7 @@ class Provider(ABC):
 
     def __init__(self, state_dir: Optional[Path] = None):
         """``state_dir`` is where the provider may keep files (beside the registry)."""
-        self.state_dir = state_dir if isinstance(state_dir, Path) else Path(state_dir) if state_dir else Path(".kagg")
+        self.state_dir = Path(state_dir) if state_dir else Path(".kagg")
         #: where a provider says what a long step is doing (kagg.deploy points it at the user)
         self.progress: Callable[[str], None] = lambda message: None
 
